@@ -1,0 +1,13 @@
+import { createDefaultEsmPreset } from 'ts-jest';
+
+/** @type {import('jest').Config} */
+export default {
+  ...createDefaultEsmPreset({ tsconfig: 'tsconfig.json' }),
+  roots: ['<rootDir>/lib', '<rootDir>/spec', '<rootDir>/example-app'],
+  testMatch: ['**/*.spec.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  globalSetup: '<rootDir>/spec/helpers/global-setup.ts',
+  globalTeardown: '<rootDir>/spec/helpers/global-teardown.ts',
+  testTimeout: 30000,
+  maxWorkers: 2,
+};

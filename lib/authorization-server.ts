@@ -1,0 +1,313 @@
+import * as client from 'openid-client';
+import type { ResolvedConfig } from './config.js';
+import { ConfigError, ProviderError } from './errors.js';
+import { FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
+
+/** The fields kept from a token response, copied into a fresh object (nothing else survives). */
+export interface TokenSet {
+  access_token: string;
+  token_type: string;
+  expires_in?: number;
+  refresh_token?: string;
+  id_token?: string;
+  scope?: string;
+  /** Subject of the validated ID token, when one came back. */
+  sub?: string;
+  /** Safe identity claims of the validated ID token. */
+  claims?: Record<string, unknown>;
+}
+
+/** What the callback needs from a pending login transaction. */
+export interface CodeExchangeChecks {
+  state: string;
+  codeVerifier: string;
+  nonce: string | undefined;
+}
+
+const ID_TOKEN_CODES = new Set([
+  'OAUTH_JWT_CLAIM_COMPARISON_FAILED',
+  'OAUTH_JWT_TIMESTAMP_CHECK_FAILED',
+  'OAUTH_KEY_SELECTION_FAILED',
+  'OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED',
+  'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+]);
+
+function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  let e: unknown = err;
+  for (let i = 0; i < 6 && e; i++) {
+    chain.push(e);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/**
+ * Turns whatever openid-client or the bounded fetch threw into a {@link ProviderError} whose message and
+ * cause carry nothing from the response body (oauth4webapi attaches the whole body, tokens included,
+ * as `cause`: it is dropped here).
+ */
+export function toProviderError(err: unknown, what: string): ProviderError {
+  if (err instanceof ProviderError) return err;
+  const chain = causes(err);
+  for (const e of chain) {
+    if (e instanceof FetchTimeoutError) return new ProviderError('token_endpoint_timeout', `${what}: the provider did not answer in time.`, { transient: true });
+    if (e instanceof FetchTooLargeError) return new ProviderError('token_endpoint_error', `${what}: the provider's response was too large.`);
+    if (e instanceof FetchNetworkError) {
+      return new ProviderError('token_endpoint_error', `${what}: the provider could not be reached${e.code ? ` (${e.code})` : ''}.`, { transient: true });
+    }
+  }
+  if (err instanceof client.ResponseBodyError) {
+    const oauthError = typeof err.error === 'string' && /^[\x20-\x7e]{1,64}$/.test(err.error) ? err.error : 'invalid_response';
+    return new ProviderError('token_endpoint_error', `${what}: the provider answered ${err.status} ${oauthError}.`, {
+      oauthError,
+      transient: err.status >= 500,
+    });
+  }
+  const codes = chain.map((e) => (e as { code?: unknown }).code).filter((c): c is string => typeof c === 'string');
+  if (codes.some((c) => ID_TOKEN_CODES.has(c))) return new ProviderError('id_token_invalid', `${what}: the ID token failed validation.`);
+  for (const e of chain) {
+    if (e instanceof Response) {
+      return new ProviderError('token_endpoint_error', `${what}: the provider answered with unexpected status ${e.status}.`, { transient: e.status >= 500 });
+    }
+  }
+  const code = codes[0] ?? (err instanceof Error ? err.name : 'unknown');
+  return new ProviderError('token_endpoint_error', `${what}: invalid provider response (${code}).`);
+}
+
+/** Copies the known fields of a token response into a fresh object, enforcing their types. */
+function toTokenSet(res: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, userClaims: string[]): TokenSet {
+  if (typeof res.access_token !== 'string' || res.access_token.length === 0 || res.access_token.length > 16384) {
+    throw new ProviderError('token_endpoint_error', 'Token response has no usable access_token.');
+  }
+  if (typeof res.token_type !== 'string' || res.token_type.toLowerCase() !== 'bearer') {
+    throw new ProviderError('token_endpoint_error', 'Token response token_type is not bearer.');
+  }
+  const set: TokenSet = { access_token: res.access_token, token_type: 'bearer' };
+  if (res.expires_in !== undefined) {
+    if (typeof res.expires_in !== 'number' || !Number.isFinite(res.expires_in) || res.expires_in < 0 || res.expires_in > 10 * 365 * 86400) {
+      throw new ProviderError('token_endpoint_error', 'Token response expires_in is not a valid number.');
+    }
+    set.expires_in = res.expires_in;
+  }
+  if (typeof res.refresh_token === 'string' && res.refresh_token.length > 0) set.refresh_token = res.refresh_token;
+  if (typeof res.id_token === 'string') set.id_token = res.id_token;
+  if (typeof res.scope === 'string') set.scope = res.scope;
+  const claims = res.id_token ? res.claims() : undefined;
+  if (claims) {
+    set.sub = claims.sub;
+    const safe: Record<string, unknown> = {};
+    for (const name of userClaims) {
+      const v = (claims as Record<string, unknown>)[name];
+      if (v !== undefined && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) safe[name] = v;
+    }
+    set.claims = safe;
+  }
+  return set;
+}
+
+/**
+ * The protocol side: discovery, authorization URL, code exchange, refresh, revocation and end-session URL,
+ * all through openid-client. Knows nothing of Express.
+ */
+export class AuthorizationServer {
+  private configuration: client.Configuration | undefined;
+  private loading: Promise<client.Configuration> | undefined;
+  private fatal: Error | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private readonly fetch: client.CustomFetch;
+
+  constructor(private readonly cfg: ResolvedConfig) {
+    this.fetch = createBoundedFetch(cfg.httpTimeout, cfg.maxResponseBytes) as client.CustomFetch;
+    this.readyPromise.catch(() => {}); // observed by ready(); never an unhandled rejection
+  }
+
+  /** The issuer records and transactions are bound to. */
+  get issuer(): string {
+    return this.cfg.issuer ?? new URL(this.cfg.endpoints!.authorization_endpoint).origin;
+  }
+
+  private clientAuth(): client.ClientAuth {
+    return this.cfg.tokenEndpointAuthMethod === 'client_secret_post'
+      ? client.ClientSecretPost(this.cfg.clientSecret)
+      : client.ClientSecretBasic(this.cfg.clientSecret);
+  }
+
+  private clientMetadata(): Partial<client.ClientMetadata> {
+    return { [client.clockTolerance]: this.cfg.clockTolerance } as Partial<client.ClientMetadata>;
+  }
+
+  private prepare(config: client.Configuration): client.Configuration {
+    config[client.customFetch] = this.fetch;
+    config.timeout = Math.ceil(this.cfg.httpTimeout / 1000) + 1;
+    const insecure = [this.issuer, ...Object.values(this.cfg.endpoints ?? {})].some((u) => typeof u === 'string' && u.startsWith('http:'));
+    if (insecure) client.allowInsecureRequests(config);
+    return config;
+  }
+
+  private async discover(): Promise<client.Configuration> {
+    if (this.cfg.endpoints) {
+      const metadata: client.ServerMetadata = { issuer: this.issuer, ...stripUndefined(this.cfg.endpoints) };
+      return this.prepare(new client.Configuration(metadata, this.cfg.clientId, this.clientMetadata(), this.clientAuth()));
+    }
+    const issuerUrl = new URL(this.cfg.issuer!);
+    const execute = issuerUrl.protocol === 'http:' ? [client.allowInsecureRequests] : [];
+    const options = { execute, [client.customFetch]: this.fetch, timeout: Math.ceil(this.cfg.httpTimeout / 1000) + 1 };
+    let config: client.Configuration;
+    try {
+      config = await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oidc' });
+    } catch (err) {
+      // RFC 8414 metadata for plain OAuth 2.0 servers, when there is no OpenID configuration.
+      const status = causes(err).find((e): e is Response => e instanceof Response)?.status;
+      if (status !== 404) throw err;
+      config = await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oauth2' });
+    }
+    return this.prepare(config);
+  }
+
+  private readyResolve!: (config: client.Configuration) => void;
+  private readyReject!: (err: Error) => void;
+  private readonly readyPromise = new Promise<client.Configuration>((resolve, reject) => {
+    this.readyResolve = resolve;
+    this.readyReject = reject;
+  });
+
+  /**
+   * Loads the provider's metadata. Failures are retried with backoff (1 s doubling to 60 s) and never
+   * cached; a metadata document whose `issuer` does not match is a configuration error and is final.
+   * While a retry is scheduled, callers get `provider_unavailable` at once instead of a new attempt.
+   */
+  load(onError: (err: Error, retryInMs: number | undefined) => void): Promise<client.Configuration> {
+    if (this.configuration) return Promise.resolve(this.configuration);
+    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.loading) return this.loading;
+    if (this.retryTimer) return Promise.reject(unavailable());
+    this.loading = this.discover().then(
+      (config) => {
+        this.configuration = config;
+        this.loading = undefined;
+        this.readyResolve(config);
+        return config;
+      },
+      (err: unknown) => {
+        this.loading = undefined;
+        const codes = causes(err).map((e) => (e as { code?: unknown }).code);
+        if (codes.includes('OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') || codes.includes('OAUTH_INVALID_SERVER_METADATA')) {
+          this.fatal = new ConfigError(
+            `oauth(): discovery of \`issuer\` ${this.cfg.issuer} returned metadata for another issuer (or invalid metadata): set \`issuer\` to the provider's exact issuer identifier.`,
+          );
+          onError(this.fatal, undefined);
+          this.readyReject(this.fatal);
+          throw this.fatal;
+        }
+        const delay = Math.min(60_000, 1000 * 2 ** this.attempt++);
+        onError(toProviderError(err, 'Discovery'), delay);
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.load(onError).catch(() => {});
+        }, delay);
+        this.retryTimer.unref();
+        throw unavailable();
+      },
+    );
+    return this.loading;
+  }
+
+  /** Resolves when discovery first succeeds (it keeps retrying); rejects on a configuration error. */
+  whenLoaded(onError: (err: Error, retryInMs: number | undefined) => void): Promise<client.Configuration> {
+    this.load(onError).catch(() => {});
+    return this.readyPromise;
+  }
+
+  /** The loaded configuration, or undefined while discovery has not succeeded. */
+  get loaded(): client.Configuration | undefined {
+    return this.configuration;
+  }
+
+  /** Whether the provider advertises RFC 9207 `iss` in authorization responses. */
+  issParameterSupported(config: client.Configuration): boolean {
+    return config.serverMetadata().authorization_response_iss_parameter_supported === true;
+  }
+
+  authorizationUrl(config: client.Configuration, p: { state: string; codeChallenge: string; nonce: string | undefined }): URL {
+    const params: Record<string, string> = {
+      ...this.cfg.authorizationParams,
+      response_type: 'code',
+      redirect_uri: this.cfg.redirectUri,
+      state: p.state,
+      code_challenge: p.codeChallenge,
+      code_challenge_method: 'S256',
+    };
+    if (this.cfg.scope) params.scope = this.cfg.scope;
+    if (p.nonce) params.nonce = p.nonce;
+    return client.buildAuthorizationUrl(config, params);
+  }
+
+  /**
+   * Exchanges the code. `params` holds only the already-validated `code`, `state` and `iss`; the
+   * redirect_uri sent is the configured one, never derived from the request.
+   */
+  async exchangeCode(config: client.Configuration, params: { code: string; state: string; iss?: string }, checks: CodeExchangeChecks): Promise<TokenSet> {
+    const currentUrl = new URL(this.cfg.redirectUri);
+    currentUrl.searchParams.set('code', params.code);
+    currentUrl.searchParams.set('state', params.state);
+    if (params.iss !== undefined) currentUrl.searchParams.set('iss', params.iss);
+    let res;
+    try {
+      res = await client.authorizationCodeGrant(config, currentUrl, {
+        pkceCodeVerifier: checks.codeVerifier,
+        expectedState: checks.state,
+        expectedNonce: checks.nonce,
+        idTokenExpected: this.cfg.openid,
+      });
+    } catch (err) {
+      throw toProviderError(err, 'Code exchange');
+    }
+    return toTokenSet(res, this.cfg.userClaims);
+  }
+
+  async refresh(config: client.Configuration, refreshToken: string): Promise<TokenSet> {
+    let res;
+    try {
+      res = await client.refreshTokenGrant(config, refreshToken);
+    } catch (err) {
+      throw toProviderError(err, 'Refresh');
+    }
+    return toTokenSet(res, this.cfg.userClaims);
+  }
+
+  /** RFC 7009 revocation; resolves false when the provider has no revocation endpoint. */
+  async revoke(config: client.Configuration, token: string, hint: 'refresh_token' | 'access_token'): Promise<boolean> {
+    if (!config.serverMetadata().revocation_endpoint) return false;
+    try {
+      await client.tokenRevocation(config, token, { token_type_hint: hint });
+      return true;
+    } catch (err) {
+      throw toProviderError(err, 'Revocation');
+    }
+  }
+
+  /** RP-initiated logout URL, when the provider has an end-session endpoint. */
+  endSessionUrl(config: client.Configuration, idTokenHint: string | undefined, postLogoutRedirectUri: string | undefined): URL | undefined {
+    if (!config.serverMetadata().end_session_endpoint) return undefined;
+    const params: Record<string, string> = {};
+    if (idTokenHint) params.id_token_hint = idTokenHint;
+    if (postLogoutRedirectUri) params.post_logout_redirect_uri = postLogoutRedirectUri;
+    return client.buildEndSessionUrl(config, params);
+  }
+
+  stop(): void {
+    clearTimeout(this.retryTimer);
+  }
+}
+
+function unavailable(): ProviderError {
+  return new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 });
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+export { client as openidClient };

@@ -1,0 +1,146 @@
+import { createHash, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { FlattenedEncrypt, flattenedDecrypt } from 'jose';
+
+/** What a token record holds once decrypted. Never leaves the server. */
+export interface TokenRecord {
+  /** Monotonic version, incremented on every write (compare-and-set uses the ciphertext it lives in). */
+  version: number;
+  access_token: string;
+  token_type: string;
+  /** Epoch seconds; absent when the provider gave no `expires_in`. */
+  expires_at?: number;
+  refresh_token?: string;
+  id_token?: string;
+  scope?: string;
+  /** Subject of the ID token, when there was one; must not change on refresh. */
+  sub?: string;
+  /** Epoch seconds of the write. */
+  updated_at: number;
+}
+
+const ENC = 'A256GCM';
+const ALG = 'dir';
+const SALT = Buffer.from('express-oauth-client/token-record/v1');
+
+interface DerivedKey {
+  kid: string;
+  key: KeyObject;
+}
+
+/** Raised for any record that cannot be opened: tampered, truncated, moved, unknown key, other algorithm. */
+export class RecordUnreadableError extends Error {
+  constructor(readonly reason: string) {
+    super(`token record unreadable: ${reason}`);
+    this.name = 'RecordUnreadableError';
+  }
+}
+
+function b64u(input: Uint8Array | string): string {
+  return Buffer.from(input).toString('base64url');
+}
+
+/**
+ * Seals and opens token records: JWE with `dir` + `A256GCM`, a `kid` in the protected header, keys
+ * derived once with HKDF-SHA256 from each configured secret. The additional authenticated data binds a
+ * record to its session id, issuer and client id, and is supplied by the reader (it is not stored), so a
+ * record copied under another session's key does not open.
+ */
+export class RecordCipher {
+  private readonly current: DerivedKey;
+  private readonly byKid: Map<string, DerivedKey>;
+  private readonly context: string;
+
+  constructor(secrets: readonly string[], context: { issuer: string; clientId: string }) {
+    const keys = secrets.map((secret) => {
+      const ikm = Buffer.from(secret, 'utf8');
+      const key = Buffer.from(hkdfSync('sha256', ikm, SALT, 'A256GCM token record key', 32));
+      const kid = b64u(Buffer.from(hkdfSync('sha256', ikm, SALT, 'token record key id', 9)));
+      return { kid, key: createSecretKey(key) };
+    });
+    this.current = keys[0]!;
+    this.byKid = new Map(keys.map((k) => [k.kid, k]));
+    this.context = `${context.issuer}\u0000${context.clientId}`;
+  }
+
+  /** Key id of the key that encrypts new records. */
+  get currentKid(): string {
+    return this.current.kid;
+  }
+
+  private aad(sid: string): Uint8Array {
+    return Buffer.from(`eoc1\u0000${this.context}\u0000${sid}`, 'utf8');
+  }
+
+  /** Encrypts a record for one session; the result is a compact-shaped JWE string. */
+  async seal(sid: string, record: TokenRecord): Promise<string> {
+    const jwe = await new FlattenedEncrypt(Buffer.from(JSON.stringify(record), 'utf8'))
+      .setProtectedHeader({ alg: ALG, enc: ENC, kid: this.current.kid })
+      .setAdditionalAuthenticatedData(this.aad(sid))
+      .encrypt(this.current.key);
+    return `${jwe.protected}..${jwe.iv}.${jwe.ciphertext}.${jwe.tag}`;
+  }
+
+  /** Kid of a stored record without decrypting it, or undefined when the header is unreadable. */
+  kidOf(value: string): string | undefined {
+    try {
+      const header = JSON.parse(Buffer.from(value.slice(0, value.indexOf('.')), 'base64url').toString('utf8'));
+      return typeof header?.kid === 'string' ? header.kid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Decrypts a record of the given session. Throws {@link RecordUnreadableError} for anything but a valid record. */
+  async open(sid: string, value: string): Promise<TokenRecord> {
+    const parts = value.split('.');
+    if (parts.length !== 5 || parts[1] !== '') throw new RecordUnreadableError('malformed');
+    const [protectedHeader, , iv, ciphertext, tag] = parts as [string, string, string, string, string];
+    const kid = this.kidOf(value);
+    const key = kid === undefined ? undefined : this.byKid.get(kid);
+    if (!key) throw new RecordUnreadableError('unknown key id');
+    let plaintext: Uint8Array;
+    try {
+      ({ plaintext } = await flattenedDecrypt(
+        { protected: protectedHeader, iv, ciphertext, tag, aad: b64u(this.aad(sid)) },
+        key.key,
+        { keyManagementAlgorithms: [ALG], contentEncryptionAlgorithms: [ENC] },
+      ));
+    } catch {
+      throw new RecordUnreadableError('decryption failed');
+    }
+    let record: unknown;
+    try {
+      record = JSON.parse(Buffer.from(plaintext).toString('utf8'));
+    } catch {
+      throw new RecordUnreadableError('not JSON');
+    }
+    if (!isTokenRecord(record)) throw new RecordUnreadableError('wrong shape');
+    return record;
+  }
+}
+
+function isTokenRecord(value: unknown): value is TokenRecord {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const r = value as Record<string, unknown>;
+  return (
+    typeof r.version === 'number' &&
+    typeof r.access_token === 'string' &&
+    typeof r.token_type === 'string' &&
+    typeof r.updated_at === 'number' &&
+    (r.expires_at === undefined || typeof r.expires_at === 'number') &&
+    (r.refresh_token === undefined || typeof r.refresh_token === 'string') &&
+    (r.id_token === undefined || typeof r.id_token === 'string') &&
+    (r.scope === undefined || typeof r.scope === 'string') &&
+    (r.sub === undefined || typeof r.sub === 'string')
+  );
+}
+
+/** 256-bit random value, base64url. */
+export function randomToken(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** SHA-256, base64url: used for keys derived from secrets we must not store (the `state`). */
+export function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}

@@ -1,0 +1,149 @@
+/**
+ * Every error this package throws to the application, or renders itself, is an {@link OAuthError}
+ * with a stable {@link OAuthErrorCode} and an HTTP `status`, so Express's error handling does the
+ * right thing and callers can `switch (err.code)`.
+ *
+ * Messages never contain a token, a code, a secret or anything the provider sent back verbatim.
+ */
+
+/** The stable error codes. Callers may `switch` on them; new codes are added only in minor releases. */
+export type OAuthErrorCode =
+  | 'config_invalid'
+  | 'session_missing'
+  | 'login_required'
+  | 'callback_invalid'
+  | 'access_denied'
+  | 'authorization_failed'
+  | 'cross_site_request'
+  | 'method_not_allowed'
+  | 'token_endpoint_error'
+  | 'token_endpoint_timeout'
+  | 'id_token_invalid'
+  | 'origin_not_allowed'
+  | 'store_unavailable'
+  | 'refresh_unavailable'
+  | 'provider_unavailable';
+
+/**
+ * Base class of every error raised by express-oauth-client.
+ *
+ * @example
+ * ```ts
+ * app.use((err, req, res, next) => {
+ *   if (err instanceof OAuthError && err.code === 'login_required') return res.redirect('/oauth/login');
+ *   next(err);
+ * });
+ * ```
+ */
+export class OAuthError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: OAuthErrorCode;
+  /** HTTP status the error maps to. */
+  readonly status: number;
+  /** Alias of `status`, read by Express's default error handler. */
+  readonly statusCode: number;
+  /** Seconds a client should wait before retrying (set on 503 errors). */
+  readonly retryAfter: number | undefined;
+  /** Whether `message` is safe to show to the end user (Express reads `expose`). */
+  readonly expose: boolean;
+
+  constructor(
+    code: OAuthErrorCode,
+    status: number,
+    message: string,
+    options: { cause?: unknown; retryAfter?: number; expose?: boolean } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.statusCode = status;
+    this.retryAfter = options.retryAfter;
+    this.expose = options.expose ?? status < 500;
+  }
+
+  /** A JSON body safe to send to a browser: the code, nothing else. */
+  toJSON(): { error: OAuthErrorCode } {
+    return { error: this.code };
+  }
+}
+
+/** Invalid options passed to `oauth()` or a store; thrown at startup. */
+export class ConfigError extends OAuthError {
+  constructor(message: string) {
+    super('config_invalid', 500, message, { expose: false });
+  }
+}
+
+/** No usable login for this session (never logged in, logged out, refresh token revoked, record unreadable). */
+export class LoginRequiredError extends OAuthError {
+  constructor(message = 'Login required.') {
+    super('login_required', 401, message);
+  }
+}
+
+/** A callback that failed validation: forged, replayed, expired or malformed. */
+export class CallbackError extends OAuthError {
+  constructor(message: string, code: 'callback_invalid' | 'access_denied' | 'authorization_failed' = 'callback_invalid', status = 400) {
+    super(code, status, message);
+  }
+}
+
+/** The token endpoint (or another provider endpoint) answered badly or too slowly. */
+export class ProviderError extends OAuthError {
+  /** The OAuth `error` code the provider returned, when it returned one (e.g. `invalid_grant`). */
+  readonly oauthError: string | undefined;
+  /** True for faults worth retrying later (5xx, timeouts, connection failures). */
+  readonly transient: boolean;
+
+  constructor(
+    code: 'token_endpoint_error' | 'token_endpoint_timeout' | 'id_token_invalid' | 'provider_unavailable',
+    message: string,
+    options: { oauthError?: string; transient?: boolean; cause?: unknown; status?: number; retryAfter?: number } = {},
+  ) {
+    const status = options.status ?? (code === 'token_endpoint_timeout' ? 504 : code === 'provider_unavailable' ? 503 : 502);
+    super(code, status, message, { cause: options.cause, retryAfter: options.retryAfter ?? (status === 503 ? 5 : undefined) });
+    this.oauthError = options.oauthError;
+    this.transient = options.transient ?? false;
+  }
+}
+
+/** The token store (Redis) or the session store failed or was too slow. */
+export class StoreUnavailableError extends OAuthError {
+  constructor(message = 'The session store is unavailable.', cause?: unknown) {
+    super('store_unavailable', 503, message, { cause: sanitizeCause(cause), retryAfter: 5 });
+  }
+}
+
+/** A refresh could not run now (lock held by a process that did not finish, or a transient provider fault). */
+export class RefreshUnavailableError extends OAuthError {
+  constructor(message = 'Token refresh is temporarily unavailable.', cause?: unknown) {
+    super('refresh_unavailable', 503, message, { cause: sanitizeCause(cause), retryAfter: 2 });
+  }
+}
+
+/** `req.oauthClient` was asked to send a request to an origin that is not in `apiBaseUrl`. */
+export class OriginNotAllowedError extends OAuthError {
+  constructor(origin: string) {
+    super('origin_not_allowed', 500, `Refused to send a request to ${origin}: it is not one of the configured apiBaseUrl origins.`, {
+      expose: false,
+    });
+  }
+}
+
+/**
+ * Keep only what is safe of an upstream error (its name, code and message) so a `cause` chain never
+ * carries a request object, headers or a body that could hold a token or the client secret.
+ */
+export function sanitizeCause(cause: unknown): unknown {
+  if (cause === undefined || cause === null) return undefined;
+  if (cause instanceof OAuthError) return cause;
+  if (cause instanceof Error) {
+    const safe = new Error(cause.message);
+    safe.name = cause.name;
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string') (safe as Error & { code?: string }).code = code;
+    return safe;
+  }
+  return undefined;
+}

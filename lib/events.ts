@@ -1,0 +1,32 @@
+import { EventEmitter } from 'node:events';
+
+/** Common fields of every event. `session` is a hash of the session id, never the id (it is a credential). */
+export interface OAuthEventBase {
+  session: string;
+  sub: string | undefined;
+}
+
+/** Payloads of the events emitted on `auth.events`. No payload ever holds a token. */
+export interface OAuthEventMap {
+  /** A login completed (code exchanged, tokens stored). */
+  login: [OAuthEventBase & { durationMs: number }];
+  /** Tokens were refreshed. */
+  refresh: [OAuthEventBase & { durationMs: number; version: number }];
+  /** A refresh failed; `reason` is the provider's error code (`invalid_grant`, ...) or `timeout`, `unavailable`, `sub_changed`. */
+  refresh_failed: [OAuthEventBase & { reason: string; durationMs: number }];
+  /** A logout completed; `revoked` says whether the provider confirmed revocation. */
+  logout: [OAuthEventBase & { revoked: boolean }];
+  /** A login failed at the callback; `reason` is the error code. */
+  login_failed: [{ reason: string }];
+}
+
+/**
+ * Typed emitter for logs and metrics.
+ *
+ * @example
+ * ```ts
+ * auth.events.on('refresh', ({ durationMs }) => metrics.histogram('oauth_refresh_ms', durationMs));
+ * auth.events.on('refresh_failed', ({ reason }) => metrics.increment('oauth_refresh_failed', { reason }));
+ * ```
+ */
+export class OAuthEvents extends EventEmitter<OAuthEventMap> {}

@@ -1,0 +1,26 @@
+/**
+ * express-oauth-client: a confidential OAuth 2.0 / OpenID Connect client for Express. The public surface
+ * only; see the README for the quick start.
+ *
+ * @packageDocumentation
+ */
+export { oauth, type OAuthMiddleware } from './middleware.js';
+export { requireAuth } from './require-auth.js';
+export { oauthErrorHandler } from './error-handler.js';
+export { RedisTokenStore, SCRIPTS, type RedisTokenStoreOptions, type RedisLikeClient } from './token-store/redis.js';
+export { MemoryTokenStore, type MemoryTokenStoreOptions } from './token-store/memory.js';
+export type { TokenStore } from './token-store/types.js';
+export {
+  OAuthError,
+  ConfigError,
+  LoginRequiredError,
+  CallbackError,
+  ProviderError,
+  StoreUnavailableError,
+  RefreshUnavailableError,
+  OriginNotAllowedError,
+  type OAuthErrorCode,
+} from './errors.js';
+export { OAuthEvents, type OAuthEventMap, type OAuthEventBase } from './events.js';
+export type { OAuthOptions, OAuthPaths, Logger, OAuthUser, TokenInfo, OAuthRequestContext } from './types.js';
+export { safeReturnTo } from './return-to.js';

@@ -1,0 +1,103 @@
+import type { Request, Response } from 'express';
+import type { TokenSet } from '../authorization-server.js';
+import { sha256 } from '../crypto.js';
+import { CallbackError, OAuthError, ProviderError, StoreUnavailableError } from '../errors.js';
+import type { Instance } from '../instance.js';
+import { rawQueryParams } from '../query.js';
+import { livePending, regenerateSession, saveSession } from '../session.js';
+import { sessionTag } from '../tokens.js';
+
+/** Parameters of an authorization response that may appear at most once. */
+const SINGLE = ['state', 'code', 'iss', 'error', 'error_description', 'error_uri', 'session_state'];
+/** A callback carrying tokens is an implicit-flow or injection attempt: refused. */
+const FORBIDDEN = ['access_token', 'id_token', 'refresh_token', 'token'];
+const MAX_QUERY = 8192;
+const MAX_PARAM = 2048;
+
+const invalid = (why: string) => new CallbackError(`Login failed (${why}). Please try again.`);
+
+/**
+ * `GET {callback}`: validates the authorization response completely before any network call, in the
+ * order of rule 2 (parse, find the transaction by state, consume it, check `iss`, then `error`, then
+ * `code`), exchanges the code, regenerates the session id, stores the tokens encrypted under the new id,
+ * waits for every write, and only then redirects to the transaction's `returnTo`.
+ */
+export async function handleCallback(instance: Instance, req: Request, res: Response): Promise<void> {
+  const { cfg, server, tokens, events } = instance;
+  const sreq = instance.session(req);
+  const started = Date.now();
+
+  // 1. Parse the raw query strictly.
+  const params = rawQueryParams(req, MAX_QUERY);
+  if (!params) throw invalid('malformed query');
+  for (const name of SINGLE) if (params.getAll(name).length > 1) throw invalid(`repeated ${name}`);
+  for (const name of FORBIDDEN) if (params.has(name)) throw invalid('tokens in the callback URL');
+  for (const [, value] of params) if (value.length > MAX_PARAM) throw invalid('oversized parameter');
+  const state = params.get('state');
+  if (!state) throw invalid('missing state');
+
+  // 2. Find the transaction this browser started, by a hash of the state.
+  const data = sreq.session.oauth;
+  const pending = livePending(data);
+  const key = sha256(state);
+  const tx = pending[key];
+  if (!tx || !data) throw invalid('unknown or expired state');
+
+  // 3. Consume it (single use), durably, before anything else can go wrong.
+  delete pending[key];
+  data.tx = pending;
+  await saveSession(sreq, cfg.storeTimeout);
+
+  // 4. RFC 9207: the response must come from the issuer this login was sent to.
+  const config = await instance.providerConfig();
+  const iss = params.get('iss');
+  if (iss !== null ? iss !== tx.issuer : server.issParameterSupported(config)) throw invalid('issuer mismatch');
+
+  // 5. Only now look at an error from the provider. Its description is never reflected.
+  const error = params.get('error');
+  if (error !== null) {
+    events.emit('login_failed', { reason: /^[a-z_]{1,40}$/.test(error) ? error : 'provider_error' });
+    if (error === 'access_denied') {
+      if (cfg.accessDeniedRedirect) return void res.redirect(302, cfg.accessDeniedRedirect);
+      throw new CallbackError('Access was denied at the identity provider.', 'access_denied', 403);
+    }
+    const unavailable = error === 'server_error' || error === 'temporarily_unavailable';
+    throw new CallbackError('The identity provider could not complete the login. Please try again.', 'authorization_failed', unavailable ? 502 : 400);
+  }
+
+  // 6. Then require a code.
+  const code = params.get('code');
+  if (!code) throw invalid('missing code');
+
+  let tokenSet: TokenSet;
+  try {
+    tokenSet = await server.exchangeCode(config, iss === null ? { code, state } : { code, state, iss }, {
+      state,
+      codeVerifier: tx.verifier,
+      nonce: tx.nonce,
+    });
+  } catch (err) {
+    const reason = err instanceof OAuthError ? ((err as ProviderError).oauthError ?? err.code) : 'unknown';
+    events.emit('login_failed', { reason });
+    // A code that does not redeem (replayed, injected, PKCE mismatch) is a bad callback, not a provider fault.
+    if (err instanceof ProviderError && err.oauthError === 'invalid_grant') throw invalid('code rejected');
+    throw err;
+  }
+
+  // 7. New session id (fixation defence); pending logins of other tabs move along; old tokens go.
+  const oldSid = sreq.sessionID;
+  const otherTabs = livePending(sreq.session.oauth);
+  try {
+    await tokens.remove(oldSid);
+    await regenerateSession(sreq, cfg.storeTimeout);
+    sreq.session.oauth = { tx: otherTabs, user: { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) }, loginAt: Date.now() };
+    await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
+    await saveSession(sreq, cfg.storeTimeout);
+  } catch (err) {
+    // The tokens could not be kept: do not leave a live grant behind.
+    void instance.revokeQuietly(config, tokenSet.refresh_token, tokenSet.access_token);
+    throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
+  }
+  events.emit('login', { session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
+  res.redirect(302, tx.returnTo);
+}

@@ -1,0 +1,53 @@
+import type { Request, Response } from 'express';
+import { OAuthError } from '../errors.js';
+import type { Instance } from '../instance.js';
+import { rawQueryParams } from '../query.js';
+import { safeReturnTo } from '../return-to.js';
+import { destroySession } from '../session.js';
+import { sessionTag } from '../tokens.js';
+import { wantsJson } from '../wants-json.js';
+
+/**
+ * Rule 11: a state-changing request must come from our own pages. Browsers send `Sec-Fetch-Site` and
+ * `Origin` on every POST; a request with neither must carry a custom header (which a cross-site form
+ * cannot set without a CORS preflight).
+ */
+export function isSameOrigin(req: Request, appOrigin: string): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (typeof site === 'string') return site === 'same-origin';
+  const origin = req.headers.origin;
+  if (typeof origin === 'string') return origin === appOrigin;
+  return typeof req.headers['x-requested-with'] === 'string';
+}
+
+/**
+ * `POST {logout}`: revokes the tokens at the provider (best effort, short deadline), deletes the record,
+ * destroys the session, clears the cookie, then redirects to the provider's end-session endpoint (when it
+ * has one) or to a validated `returnTo`; XHR callers get 204.
+ */
+export async function handleLogout(instance: Instance, req: Request, res: Response): Promise<void> {
+  const { cfg, server, tokens, events } = instance;
+  if (!isSameOrigin(req, cfg.appOrigin)) {
+    throw new OAuthError('cross_site_request', 403, 'Cross-site logout refused.');
+  }
+  const sreq = instance.session(req);
+  const sid = sreq.sessionID;
+  const sub = sreq.session.oauth?.user?.sub;
+  const loaded = await tokens.read(sid);
+  const config = server.loaded;
+
+  let revoked = false;
+  if (loaded && config) {
+    revoked = await instance.revokeQuietly(config, loaded.record.refresh_token, loaded.record.access_token);
+  }
+  await tokens.remove(sid);
+  await destroySession(sreq, cfg.storeTimeout);
+  res.clearCookie(cfg.sessionCookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
+  events.emit('logout', { session: sessionTag(sid), sub, revoked });
+
+  if (wantsJson(req)) return void res.status(204).end();
+  const params = rawQueryParams(req, 4096);
+  const returnTo = params?.getAll('returnTo').length === 1 ? safeReturnTo(params.get('returnTo'), cfg.appOrigin) : undefined;
+  const endSession = config ? server.endSessionUrl(config, loaded?.record.id_token, cfg.postLogoutRedirectUri) : undefined;
+  res.redirect(302, endSession?.href ?? returnTo ?? cfg.postLogoutRedirectUri ?? '/');
+}

@@ -1,0 +1,82 @@
+import type { Request } from 'express';
+import type { Session, SessionData } from 'express-session';
+import { OAuthError, StoreUnavailableError } from './errors.js';
+import { withTimeout } from './http.js';
+import type { OAuthUser } from './types.js';
+
+/** A pending login, kept server-side in the session under a hash of its `state`. */
+export interface PendingLogin {
+  /** PKCE code verifier. */
+  verifier: string;
+  /** OpenID Connect nonce, when `openid` is in scope. */
+  nonce?: string;
+  /** The issuer the login was sent to (RFC 9207 mix-up defence). */
+  issuer: string;
+  /** Validated post-login path. */
+  returnTo: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+/** What this package keeps in express-session's record: never a token. */
+export interface OAuthSessionData {
+  /** Pending logins by SHA-256 of their `state`, at most {@link MAX_PENDING}. */
+  tx?: Record<string, PendingLogin>;
+  /** Identity claims of the logged-in user. */
+  user?: OAuthUser;
+  /** Epoch ms of the login. */
+  loginAt?: number;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    oauth?: OAuthSessionData;
+  }
+}
+
+export const MAX_PENDING = 5;
+export const TX_TTL_MS = 10 * 60 * 1000;
+
+type SessionRequest = Request & { session: Session & Partial<SessionData>; sessionID: string };
+
+/** express-session must run before us; anything else is a setup mistake reported clearly. */
+export function requireSession(req: Request): SessionRequest {
+  const r = req as Partial<SessionRequest>;
+  if (!r.session || typeof r.session.save !== 'function' || typeof r.session.regenerate !== 'function') {
+    throw new OAuthError(
+      'session_missing',
+      500,
+      'express-oauth-client: req.session is missing. Mount express-session (app.use(session({...}))) before app.use(oauth({...})).',
+      { expose: false },
+    );
+  }
+  return req as SessionRequest;
+}
+
+/** Pending logins still valid now; expired ones are dropped. */
+export function livePending(data: OAuthSessionData | undefined, now = Date.now()): Record<string, PendingLogin> {
+  const out: Record<string, PendingLogin> = {};
+  for (const [k, tx] of Object.entries(data?.tx ?? {})) {
+    if (tx && typeof tx.createdAt === 'number' && now - tx.createdAt < TX_TTL_MS && now >= tx.createdAt - 60_000) out[k] = tx;
+  }
+  return out;
+}
+
+function call(req: SessionRequest, op: 'save' | 'regenerate' | 'destroy', timeoutMs: number): Promise<void> {
+  const work = new Promise<void>((resolve, reject) => {
+    const done = (err?: unknown) => (err ? reject(new StoreUnavailableError(`Session ${op} failed.`, err)) : resolve());
+    if (op === 'save') req.session.save(done);
+    else if (op === 'regenerate') req.session.regenerate(done);
+    else req.session.destroy(done);
+  });
+  return withTimeout(work, timeoutMs, () => new StoreUnavailableError(`Session ${op} timed out.`));
+}
+
+/** Saves the session and waits for the store, bounded by `timeoutMs`. */
+export const saveSession = (req: SessionRequest, timeoutMs: number) => call(req, 'save', timeoutMs);
+/** Regenerates the session id (the old record is destroyed), bounded by `timeoutMs`. */
+export const regenerateSession = (req: SessionRequest, timeoutMs: number) => call(req, 'regenerate', timeoutMs);
+/** Destroys the session, bounded by `timeoutMs`. */
+export const destroySession = (req: SessionRequest, timeoutMs: number) => call(req, 'destroy', timeoutMs);
+
+export type { SessionRequest };

@@ -1,0 +1,117 @@
+import type { TokenStore } from './types.js';
+import { ConfigError } from '../errors.js';
+
+/**
+ * The two commands the store needs, as node-redis v5+ spells them. Both `createClient()` and
+ * `createCluster()` clients fit; so does anything else with the same shape.
+ */
+export interface RedisLikeClient {
+  get(key: string): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  on?(event: 'error', listener: (err: unknown) => void): unknown;
+  listenerCount?(event: 'error'): number;
+}
+
+/** Options of {@link RedisTokenStore}. */
+export interface RedisTokenStoreOptions {
+  /** A connected node-redis client (`createClient()`) or cluster client (`createCluster()`). */
+  client: RedisLikeClient;
+  /** Key prefix. Default `oauth:`. Keys are `{prefix}tok:{<sid>}` and `{prefix}lock:{<sid>}`. */
+  prefix?: string;
+}
+
+/**
+ * Lua scripts behind the atomic operations, exported so another client (ioredis, say) can reuse them.
+ * Each touches one key, so they run unchanged on Redis Cluster.
+ */
+export const SCRIPTS = Object.freeze({
+  set: "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
+  replace:
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0",
+  deleteIf: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+  delete: "return redis.call('DEL', KEYS[1])",
+  lock: "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0",
+  unlock: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+});
+
+/**
+ * Token store on Redis or Redis Cluster (node-redis). Records are stored as the middleware gives them
+ * (ciphertext) with a TTL; writes are compare-and-set; the refresh lock is `SET NX PX` released by
+ * compare-and-delete. A session's record and lock share a hash tag, so they live in one cluster slot.
+ *
+ * @example
+ * ```ts
+ * const redis = createClient({ url: process.env.REDIS_URL });
+ * await redis.connect();
+ * const tokenStore = new RedisTokenStore({ client: redis, prefix: 'myapp:oauth:' });
+ * ```
+ */
+export class RedisTokenStore implements TokenStore {
+  private readonly client: RedisLikeClient;
+  private readonly prefix: string;
+
+  constructor(options: RedisTokenStoreOptions) {
+    if (!options || typeof options.client?.get !== 'function' || typeof options.client?.eval !== 'function') {
+      throw new ConfigError(
+        'RedisTokenStore: `client` must be a node-redis client (createClient() or createCluster()). Pass { client: redisClient }.',
+      );
+    }
+    this.client = options.client;
+    this.prefix = options.prefix ?? 'oauth:';
+    if (typeof this.prefix !== 'string') throw new ConfigError('RedisTokenStore: `prefix` must be a string.');
+  }
+
+  private key(sid: string): string {
+    return `${this.prefix}tok:{${sid}}`;
+  }
+
+  private lockKey(sid: string): string {
+    return `${this.prefix}lock:{${sid}}`;
+  }
+
+  private run(script: string, key: string, args: Array<string | number>): Promise<unknown> {
+    return this.client.eval(script, { keys: [key], arguments: args.map(String) });
+  }
+
+  async get(sid: string): Promise<string | null> {
+    const value = await this.client.get(this.key(sid));
+    if (value === null || value === undefined) return null;
+    return typeof value === 'string' ? value : String(value);
+  }
+
+  async set(sid: string, value: string, ttlMs: number): Promise<void> {
+    await this.run(SCRIPTS.set, this.key(sid), [value, Math.max(1, Math.ceil(ttlMs))]);
+  }
+
+  async replace(sid: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.run(SCRIPTS.replace, this.key(sid), [expected, value, Math.max(1, Math.ceil(ttlMs))])) === 1;
+  }
+
+  async deleteIf(sid: string, expected: string): Promise<void> {
+    await this.run(SCRIPTS.deleteIf, this.key(sid), [expected]);
+  }
+
+  async delete(sid: string): Promise<void> {
+    await this.run(SCRIPTS.delete, this.key(sid), []);
+  }
+
+  async lock(sid: string, owner: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.run(SCRIPTS.lock, this.lockKey(sid), [owner, Math.max(1, Math.ceil(ttlMs))])) === 1;
+  }
+
+  async unlock(sid: string, owner: string): Promise<void> {
+    await this.run(SCRIPTS.unlock, this.lockKey(sid), [owner]);
+  }
+
+  async ping(): Promise<void> {
+    // GET of a key that never exists: works on a single node and on a cluster client alike.
+    await this.client.get(`${this.prefix}ping:{ping}`);
+  }
+
+  attachErrorListener(listener: (err: unknown) => void): void {
+    const client = this.client;
+    if (typeof client.on !== 'function') return;
+    if (typeof client.listenerCount === 'function' && client.listenerCount('error') > 0) return;
+    client.on('error', listener);
+  }
+}

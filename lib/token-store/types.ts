@@ -1,0 +1,48 @@
+/**
+ * Where encrypted token records live. A store only ever receives ciphertext (a JWE string) and moves it
+ * opaquely: encryption, versions and expiry decisions belong to the middleware.
+ *
+ * Every method must reject (not hang) when the backend is unavailable; the middleware additionally
+ * bounds each call by `storeTimeout`.
+ *
+ * Implementing it for another client (ioredis, a database) takes the six methods below. The atomic ones
+ * (`replace`, `deleteIf`, `lock`, `unlock`) must be atomic with respect to each other across processes.
+ *
+ * @example
+ * ```ts
+ * // ioredis, in a few lines (the Lua scripts are exported for reuse)
+ * import { SCRIPTS } from 'express-oauth-client';
+ * const store: TokenStore = {
+ *   get: (sid) => redis.get(`oauth:tok:{${sid}}`),
+ *   set: async (sid, v, ttl) => void (await redis.set(`oauth:tok:{${sid}}`, v, 'PX', ttl)),
+ *   replace: async (sid, exp, v, ttl) => (await redis.eval(SCRIPTS.replace, 1, `oauth:tok:{${sid}}`, exp, v, ttl)) === 1,
+ *   deleteIf: async (sid, exp) => void (await redis.eval(SCRIPTS.deleteIf, 1, `oauth:tok:{${sid}}`, exp)),
+ *   delete: async (sid) => void (await redis.del(`oauth:tok:{${sid}}`)),
+ *   lock: async (sid, owner, ttl) => (await redis.set(`oauth:lock:{${sid}}`, owner, 'PX', ttl, 'NX')) === 'OK',
+ *   unlock: async (sid, owner) => void (await redis.eval(SCRIPTS.unlock, 1, `oauth:lock:{${sid}}`, owner)),
+ * };
+ * ```
+ */
+export interface TokenStore {
+  /** The record of a session, or `null` when there is none. */
+  get(sid: string): Promise<string | null>;
+  /** Writes a record unconditionally, with a time to live in milliseconds. */
+  set(sid: string, value: string, ttlMs: number): Promise<void>;
+  /**
+   * Compare-and-set: writes `value` only if the stored record is exactly `expected` (the version the
+   * writer read). Returns false, and writes nothing, when it is not (including when it is gone).
+   */
+  replace(sid: string, expected: string, value: string, ttlMs: number): Promise<boolean>;
+  /** Deletes the record only if it is exactly `expected` (so a newer record written meanwhile survives). */
+  deleteIf(sid: string, expected: string): Promise<void>;
+  /** Deletes the record (and nothing else). */
+  delete(sid: string): Promise<void>;
+  /** Takes the per-session refresh lock for `ttlMs` if it is free (`SET NX PX`). Returns whether it was taken. */
+  lock(sid: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Releases the lock only if `owner` still holds it (compare-and-delete). */
+  unlock(sid: string, owner: string): Promise<void>;
+  /** Checks the backend answers (used by `ready()` and readiness probes). */
+  ping?(): Promise<void>;
+  /** Lets the middleware attach an error listener so a socket error never crashes the process. */
+  attachErrorListener?(listener: (err: unknown) => void): void;
+}

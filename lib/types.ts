@@ -1,0 +1,129 @@
+import type { AxiosInstance } from 'axios';
+import type { TokenStore } from './token-store/types.js';
+
+/** Receives the package's log lines. No line ever contains a token, a code or the client secret. */
+export interface Logger {
+  debug?(message: string, meta?: Record<string, unknown>): void;
+  info?(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** Paths of the routes `oauth()` mounts, relative to where it is mounted. */
+export interface OAuthPaths {
+  /** Starts a login. Default `/oauth/login`. */
+  login?: string;
+  /** Receives the provider's redirect. Default: the path of `redirectUri`. */
+  callback?: string;
+  /** Ends the login (POST). Default `/oauth/logout`. */
+  logout?: string;
+}
+
+/**
+ * Options of {@link oauth}. `undefined` always means "use the default".
+ */
+export interface OAuthOptions {
+  /**
+   * The provider's issuer identifier. With no explicit endpoints, its metadata is discovered
+   * (`/.well-known/openid-configuration`, then RFC 8414 `/.well-known/oauth-authorization-server`).
+   * Must be https, except for localhost.
+   */
+  issuer?: string;
+  /** Explicit authorization endpoint (plain OAuth 2.0 providers). Given with `tokenEndpoint`, disables discovery. */
+  authorizationEndpoint?: string;
+  /** Explicit token endpoint. */
+  tokenEndpoint?: string;
+  /** Explicit RFC 7009 revocation endpoint, used at logout. */
+  revocationEndpoint?: string;
+  /** Explicit userinfo endpoint. */
+  userinfoEndpoint?: string;
+  /** Explicit RP-initiated logout endpoint. */
+  endSessionEndpoint?: string;
+  /** Explicit JWKS URI, needed to validate ID tokens when endpoints are explicit and `openid` is in scope. */
+  jwksUri?: string;
+  /** Client identifier registered at the provider. */
+  clientId: string;
+  /** Client secret. Never logged, never echoed in an error. */
+  clientSecret: string;
+  /** Absolute redirect URI registered at the provider; sent byte-for-byte in the authorization and token requests. */
+  redirectUri: string;
+  /** Requested scope, as a space-separated string or an array. Default `openid` with an issuer, none otherwise. */
+  scope?: string | string[];
+  /** Base URL(s) of the API that receives the user's token. Only these origins are ever contacted by `req.oauthClient`. */
+  apiBaseUrl: string | string[];
+  /** Where encrypted token records live: {@link RedisTokenStore} in production, {@link MemoryTokenStore} in development. */
+  tokenStore: TokenStore;
+  /** Secret(s) the record keys are derived from (HKDF), at least 32 characters. The first encrypts, all decrypt. */
+  encryptionKey: string | string[];
+  /** Route paths. */
+  paths?: OAuthPaths;
+  /** Client authentication at the token endpoint. Default `client_secret_basic`. */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+  /** Extra authorization request parameters (e.g. `prompt`, `access_type`, `audience`). Protocol parameters cannot be overridden. */
+  authorizationParams?: Record<string, string>;
+  /** Deadline of every request to the provider and of `req.oauthClient` calls, in ms. Default 10000. */
+  httpTimeout?: number;
+  /** Largest response body accepted from the provider or the API, in bytes. Default 1 MiB. */
+  maxResponseBytes?: number;
+  /** Clock tolerance for ID token time claims, in seconds. Default 5. */
+  clockTolerance?: number;
+  /** Refresh this many seconds before the access token expires. Default 60. */
+  refreshLeeway?: number;
+  /** Lifetime of a token record in the store, in seconds, when the provider gives none. Default 14 days. */
+  tokenTtl?: number;
+  /** Bound on every token-store and session-store operation, in ms. Default 2000. */
+  storeTimeout?: number;
+  /** Name of the express-session cookie, cleared at logout. Default `connect.sid`. */
+  sessionCookieName?: string;
+  /** Where the browser goes after logout when the provider has no end-session endpoint, or a relative path. Default `/`. */
+  postLogoutRedirectUri?: string;
+  /** Page to redirect to when the user denies access at the provider. Default: a 403 page. */
+  accessDeniedRedirect?: string;
+  /** Identity claims kept in the session (never tokens). Default `sub`, `name`, `email`, `preferred_username`, `picture`. */
+  userClaims?: string[];
+  /** Receives log lines. Default: warnings and errors to the console. */
+  logger?: Logger;
+  /** Allow `http://` provider and API URLs on hosts other than localhost. Never in production. Default false. */
+  allowInsecureHttp?: boolean;
+}
+
+/** Identity claims kept in the session after login. */
+export interface OAuthUser {
+  sub?: string;
+  [claim: string]: unknown;
+}
+
+/** What a page may show about the stored token, without the token itself. */
+export interface TokenInfo {
+  /** When the access token expires, if the provider said. */
+  expiresAt: Date | undefined;
+  /** Granted scope, if the provider said. */
+  scope: string | undefined;
+  /** Whether a refresh token is held. */
+  refreshable: boolean;
+}
+
+/** Per-request view of the login, on `req.oauth`. */
+export interface OAuthRequestContext {
+  /** True when this session completed a login (does not read the token store). */
+  readonly isAuthenticated: boolean;
+  /** Identity claims saved at login. */
+  readonly user: OAuthUser | undefined;
+  /** Reads the token record (one store read) and reports its expiry and scope; `undefined` when there is none. */
+  tokenInfo(): Promise<TokenInfo | undefined>;
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /**
+       * Axios instance that sends the user's access token to the configured API origins only,
+       * refreshing it when needed. Created on first use, per request.
+       */
+      oauthClient: AxiosInstance;
+      /** The login state of this request's session. */
+      oauth: OAuthRequestContext;
+    }
+  }
+}

@@ -8,6 +8,7 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   globalSetup: '<rootDir>/spec/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/spec/helpers/global-teardown.ts',
+  setupFiles: ['<rootDir>/spec/helpers/quiet.ts'],
   testTimeout: 30000,
   maxWorkers: 2,
 };

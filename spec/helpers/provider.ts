@@ -1,0 +1,200 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+
+export const CLIENT_ID = 'test-client';
+export const CLIENT_SECRET = 'test-client-secret: with spaces & symbols/+=';
+
+/** What the test provider counts, so tests can assert exactly what reached it. */
+export interface ProviderCounters {
+  tokenRequests: number;
+  codeGrants: number;
+  refreshGrants: number;
+  refreshErrors: number;
+  revocations: number;
+  authorizationRequests: number;
+}
+
+/** A fault the token endpoint should produce instead of answering normally. */
+export type TokenFault =
+  | { kind: 'status'; status: number; body: string; contentType?: string; headers?: Record<string, string> }
+  | { kind: 'hang' }
+  | { kind: 'drip'; intervalMs: number }
+  | { kind: 'huge'; bytes: number }
+  | { kind: 'delay'; ms: number }
+  | { kind: 'close' };
+
+export interface TestProvider {
+  issuer: string;
+  provider: Provider;
+  server: http.Server;
+  counters: ProviderCounters;
+  /** Sets a fault for the next matching token requests (`grant` filters by grant_type), until cleared. */
+  setTokenFault(fault: TokenFault | undefined, grant?: 'authorization_code' | 'refresh_token'): void;
+  /** Rewrites successful token responses of a grant (e.g. drop refresh_token, change fields). */
+  setTokenRewrite(rewrite: ((body: Record<string, unknown>) => Record<string, unknown>) | undefined, grant?: string): void;
+  /** Whether an access token is still valid at the provider. */
+  accessTokenValid(token: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface ProviderOptions {
+  redirectUris: string[];
+  postLogoutRedirectUris?: string[];
+  accessTokenTtl?: number;
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+  /** Extra claims of each account. */
+  accountClaims?: (id: string) => Record<string, unknown>;
+  /** Register additional koa middleware at the front (fault injection). */
+  issuerHost?: string;
+}
+
+/** Starts oidc-provider on 127.0.0.1:0 with one confidential client, rotating refresh tokens and reuse detection. */
+export async function startProvider(options: ProviderOptions): Promise<TestProvider> {
+  const server = http.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`;
+  const counters: ProviderCounters = { tokenRequests: 0, codeGrants: 0, refreshGrants: 0, refreshErrors: 0, revocations: 0, authorizationRequests: 0 };
+  let fault: { fault: TokenFault; grant: string | undefined } | undefined;
+  let rewrite: { fn: (b: Record<string, unknown>) => Record<string, unknown>; grant: string | undefined } | undefined;
+
+  const config: Configuration = {
+    clients: [
+      {
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        redirect_uris: options.redirectUris,
+        post_logout_redirect_uris: options.postLogoutRedirectUris ?? [],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: options.tokenEndpointAuthMethod ?? 'client_secret_basic',
+      },
+    ],
+    cookies: { keys: ['test-provider-cookie-key-0123456789'] },
+    features: {
+      devInteractions: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+    },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    conformIdTokenClaims: false,
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: () => true,
+    ttl: {
+      AccessToken: options.accessTokenTtl ?? 3600,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      RefreshToken: 24 * 3600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 24 * 3600,
+    },
+    findAccount: async (_ctx, id) => ({
+      accountId: id,
+      claims: async () => ({ sub: id, email: `${id}@example.test`, email_verified: true, name: `User ${id}`, ...(options.accountClaims?.(id) ?? {}) }),
+    }),
+    pkce: { required: () => true },
+    // Quiet the default render of errors to HTML in tests.
+    renderError: async (ctx, out) => {
+      ctx.type = 'json';
+      ctx.body = out;
+    },
+  };
+
+  const provider = new Provider(issuer, config);
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const grant = ctx.oidc.params?.grant_type;
+    if (grant === 'authorization_code') counters.codeGrants++;
+    if (grant === 'refresh_token') counters.refreshGrants++;
+  });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC) => {
+    if (ctx.oidc.params?.grant_type === 'refresh_token') counters.refreshErrors++;
+  });
+  provider.on('revocation.success', () => counters.revocations++);
+
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/auth') counters.authorizationRequests++;
+    if (ctx.path !== '/token' || ctx.method !== 'POST') return next();
+    counters.tokenRequests++;
+    // Peek at the grant type without consuming the body for oidc-provider.
+    const raw = await readBody(ctx.req);
+    const grant = new URLSearchParams(raw).get('grant_type') ?? undefined;
+    const f = fault && (fault.grant === undefined || fault.grant === grant) ? fault.fault : undefined;
+    if (f) return applyFault(ctx, f);
+    // Hand the raw body to oidc-provider's parser (it reads req.body once the stream is consumed).
+    (ctx.req as unknown as { body?: string }).body = raw;
+    await next();
+    if (rewrite && (rewrite.grant === undefined || rewrite.grant === grant) && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      ctx.body = rewrite.fn({ ...(ctx.body as Record<string, unknown>) });
+    }
+  });
+
+  server.on('request', provider.callback());
+
+  return {
+    issuer,
+    provider,
+    server,
+    counters,
+    setTokenFault(f, grant) {
+      fault = f ? { fault: f, grant } : undefined;
+    },
+    setTokenRewrite(fn, grant) {
+      rewrite = fn ? { fn, grant } : undefined;
+    },
+    async accessTokenValid(token) {
+      const found = await provider.AccessToken.find(token);
+      return !!found && !found.isExpired;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+async function applyFault(ctx: KoaContextWithOIDC, f: TokenFault): Promise<void> {
+  ctx.respond = false;
+  const res = ctx.res;
+  switch (f.kind) {
+    case 'status':
+      res.writeHead(f.status, { 'content-type': f.contentType ?? 'application/json', ...(f.headers ?? {}) });
+      res.end(f.body);
+      return;
+    case 'hang':
+      return; // never answers; the client must give up
+    case 'drip': {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const timer = setInterval(() => {
+        if (res.destroyed) return clearInterval(timer);
+        res.write(' ');
+      }, f.intervalMs);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
+    case 'huge':
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`{"access_token":"${'a'.repeat(f.bytes)}","token_type":"bearer"}`);
+      return;
+    case 'delay':
+      await new Promise((r) => setTimeout(r, f.ms));
+      ctx.respond = true;
+      return;
+    case 'close':
+      res.socket?.destroy();
+      return;
+  }
+}

@@ -1,0 +1,258 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { TestBrowser } from '../helpers/browser.js';
+import { createEnv, type TestEnv } from '../helpers/env.js';
+import { beginLogin, callbackUrl, expectNothingLost, snapshot } from '../helpers/assertions.js';
+
+let env: TestEnv;
+let victim: TestBrowser;
+
+beforeAll(async () => {
+  env = await createEnv();
+});
+afterAll(async () => {
+  await env?.close();
+});
+beforeEach(async () => {
+  // A logged-in user whose session every negative test must leave intact.
+  victim = (await env.login()).browser;
+});
+
+const iss = () => `iss=${encodeURIComponent(env.provider.issuer)}`;
+
+describe('A: callback state', () => {
+  it('A1: a callback without state is rejected before any token request', async () => {
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `code=abc&${iss()}`));
+    expect(res.status).toBe(400);
+    expect(res.body).toContain('Login failed');
+    expect(res.body).toContain('/oauth/login');
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('A2: a repeated state is rejected, even when one copy is genuine', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `code=abc&state=${state}&state=${state}&${iss()}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('A3: a forged state is rejected before any token request', async () => {
+    await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `code=abc&state=${'A'.repeat(43)}&${iss()}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('A4: a callback started in another browser is rejected, and that browser still completes its login', async () => {
+    const other = new TestBrowser();
+    const otherCallback = await env.startLogin(other, { user: 'bob' });
+    const before = await snapshot(env, victim);
+    const res = await victim.request(otherCallback);
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+    const done = await other.request(otherCallback);
+    expect(done.status).toBe(302);
+    const me = await other.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } });
+    expect(JSON.parse(me.body).sub).toBe('bob');
+  });
+
+  it('A5: a replayed callback (back button) is rejected and the new login stays', async () => {
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    expect((await browser.request(cb)).status).toBe(302);
+    const before = await snapshot(env, browser);
+    const replay = await browser.request(cb);
+    expect(replay.status).toBe(400);
+    await expectNothingLost(env, browser, before, replay);
+  });
+
+  it('A6: an expired transaction (over 10 minutes) is rejected before any token request', async () => {
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    // Age the pending login in the stored session record.
+    const key = `${env.prefix}sess:${env.sid(browser)}`;
+    const sess = JSON.parse((await env.redis.get(key))!);
+    for (const tx of Object.values(sess.oauth.tx) as Array<{ createdAt: number }>) tx.createdAt -= 11 * 60 * 1000;
+    await env.redis.set(key, JSON.stringify(sess), { expiration: { type: 'EX', value: 600 } });
+    const tokenRequests = env.provider.counters.tokenRequests;
+    const res = await browser.request(cb);
+    expect(res.status).toBe(400);
+    expect(env.provider.counters.tokenRequests).toBe(tokenRequests);
+  });
+
+  it('A7: an oversized state is rejected', async () => {
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `code=abc&state=${'x'.repeat(5000)}&${iss()}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('A8: two tabs logging in at once both succeed, in either order', async () => {
+    const browser = new TestBrowser();
+    const tab1 = await env.startLogin(browser, { returnTo: '/one' });
+    const tab2 = await env.startLogin(browser, { returnTo: '/two' });
+    const r2 = await browser.request(tab2);
+    expect(r2.status).toBe(302);
+    expect(r2.location).toBe(`${env.appUrl}/two`);
+    const r1 = await browser.request(tab1);
+    expect(r1.status).toBe(302);
+    expect(r1.location).toBe(`${env.appUrl}/one`);
+    const me = await browser.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } });
+    expect(me.status).toBe(200);
+  });
+});
+
+describe('B: code injection and mix-up', () => {
+  it('B1: a stolen code replayed with the victim\'s own transaction fails (PKCE) and the victim stays logged in', async () => {
+    const attacker = new TestBrowser();
+    const stolen = new URL(await env.startLogin(attacker, { user: 'mallory' }));
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `code=${stolen.searchParams.get('code')}&state=${state}&${iss()}`));
+    expect(res.status).toBe(400);
+    // One token request (refused by the provider for the wrong verifier), nothing else changed.
+    await expectNothingLost(env, victim, before, res, { tokenRequests: 1 });
+    const me = await victim.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } });
+    expect(JSON.parse(me.body).sub).toBe('alice');
+  });
+
+  it('B2: a transaction without its verifier cannot redeem a code', async () => {
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    const key = `${env.prefix}sess:${env.sid(browser)}`;
+    const sess = JSON.parse((await env.redis.get(key))!);
+    for (const tx of Object.values(sess.oauth.tx) as Array<{ verifier?: string }>) delete tx.verifier;
+    await env.redis.set(key, JSON.stringify(sess), { expiration: { type: 'EX', value: 600 } });
+    const res = await browser.request(cb);
+    expect(res.status).toBe(400);
+    expect(res.setCookies.filter((c) => c.startsWith('connect.sid='))).toEqual([]);
+  });
+
+  it('B3: a wrong iss is rejected before any token request', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `code=abc&state=${state}&iss=${encodeURIComponent('https://evil.example')}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('B4: a missing iss is rejected when the provider advertises authorization_response_iss_parameter_supported', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `code=abc&state=${state}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('B5: tokens in the callback URL are refused', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `access_token=abc&token_type=bearer&state=${state}&${iss()}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+  });
+});
+
+describe('C: provider errors on the callback', () => {
+  it('C1: access_denied gives 403 and the existing login stays', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `error=access_denied&state=${state}&${iss()}`));
+    expect(res.status).toBe(403);
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('C2: login_required and server_error fail the login without touching the session', async () => {
+    for (const [error, status] of [
+      ['login_required', 400],
+      ['server_error', 502],
+    ] as const) {
+      const { state } = await beginLogin(env, victim);
+      const before = await snapshot(env, victim);
+      const res = await victim.request(callbackUrl(env, `error=${error}&state=${state}&${iss()}`));
+      expect(res.status).toBe(status);
+      await expectNothingLost(env, victim, before, res);
+    }
+  });
+
+  it('C3: error_description with markup or CRLF is never reflected', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const desc = encodeURIComponent('<script>alert(1)</script>\r\nSet-Cookie: evil=1');
+    const res = await victim.request(callbackUrl(env, `error=access_denied&error_description=${desc}&state=${state}&${iss()}`));
+    expect(res.status).toBe(403);
+    expect(res.body).not.toContain('<script>');
+    expect(res.body).not.toContain('alert(1)');
+    expect(res.headers.get('set-cookie') ?? '').not.toContain('evil');
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('C4: a state consumed by an error cannot be used again', async () => {
+    const { state } = await beginLogin(env, victim);
+    expect((await victim.request(callbackUrl(env, `error=access_denied&state=${state}&${iss()}`))).status).toBe(403);
+    const again = await victim.request(callbackUrl(env, `code=abc&state=${state}&${iss()}`));
+    expect(again.status).toBe(400);
+  });
+});
+
+describe('G: session fixation and switching users', () => {
+  it('G1: the session id changes at login and the pre-login session is gone', async () => {
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    const preLogin = env.sid(browser);
+    const res = await browser.request(cb);
+    expect(res.status).toBe(302);
+    const postLogin = env.sid(browser);
+    expect(postLogin).not.toBe(preLogin);
+    expect(await env.redis.get(`${env.prefix}sess:${preLogin}`)).toBeNull();
+    expect(await env.rawRecord(preLogin)).toBeNull();
+    expect(await env.rawRecord(postLogin)).not.toBeNull();
+  });
+
+  it('G2: a fixated session id planted by an attacker does not become the victim\'s login', async () => {
+    const attacker = new TestBrowser();
+    await beginLogin(env, attacker);
+    const planted = attacker.cookies(env.appUrl).get('connect.sid')!;
+    const browser = new TestBrowser();
+    browser.cookies(env.appUrl).set('connect.sid', planted);
+    const cb = await env.startLogin(browser);
+    expect((await browser.request(cb)).status).toBe(302);
+    expect(browser.cookies(env.appUrl).get('connect.sid')).not.toBe(planted);
+    const asAttacker = await attacker.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } });
+    expect(asAttacker.status).toBe(401);
+  });
+
+  it('G3: logging in as another user over a live session replaces it entirely', async () => {
+    const browser = (await env.login(undefined, { user: 'alice' })).browser;
+    const aliceSid = env.sid(browser);
+    browser.jars.delete(new URL(env.provider.issuer).host); // log out at the provider, keep the app session
+    await env.login(browser, { user: 'bob' });
+    const bobSid = env.sid(browser);
+    expect(bobSid).not.toBe(aliceSid);
+    expect(await env.rawRecord(aliceSid)).toBeNull();
+    const me = await browser.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } });
+    expect(JSON.parse(me.body).sub).toBe('bob');
+  });
+
+  it('G4: the session cookie is HttpOnly, SameSite=Lax, Path=/, without Domain', async () => {
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    const res = await browser.request(cb);
+    const cookie = res.setCookies.find((c) => c.startsWith('connect.sid='))!;
+    expect(cookie).toMatch(/;\s*HttpOnly/i);
+    expect(cookie).toMatch(/;\s*SameSite=Lax/i);
+    expect(cookie).toMatch(/;\s*Path=\//i);
+    expect(cookie).not.toMatch(/Domain=/i);
+  });
+
+  it('G5: every /oauth/* response is Cache-Control: no-store', async () => {
+    const browser = new TestBrowser();
+    const login = await browser.request(`${env.appUrl}/oauth/login`);
+    const cb = await browser.request(callbackUrl(env, 'state=x'));
+    const out = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: env.appUrl } });
+    const wrong = await browser.request(`${env.appUrl}/oauth/logout`);
+    for (const r of [login, cb, out, wrong]) expect(r.headers.get('cache-control')).toBe('no-store');
+  });
+});

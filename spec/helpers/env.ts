@@ -109,7 +109,7 @@ export interface TestEnv {
 
 export interface EnvOptions {
   provider?: Partial<ProviderOptions>;
-  oauth?: Partial<OAuthOptions>;
+  oauth?: Partial<OAuthOptions> | ((provider: TestProvider, api: ResourceServer) => Partial<OAuthOptions>);
   /** Adds routes before the standard ones. */
   routes?: (app: Express) => void;
   /** Use this store instead of a RedisTokenStore on the shared Redis. */
@@ -146,7 +146,7 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
     tokenStore,
     encryptionKey: ENCRYPTION_KEY,
     logger,
-    ...options.oauth,
+    ...(typeof options.oauth === 'function' ? options.oauth(provider, api) : options.oauth),
   };
   const auth = oauth(oauthOptions);
   await auth.ready();

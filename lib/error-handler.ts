@@ -60,6 +60,8 @@ export const kBase = Symbol.for('express-oauth-client.base');
 export function oauthErrorHandler(): ErrorRequestHandler {
   return function oauthErrorHandlerMiddleware(err, req, res, next) {
     if (!(err instanceof OAuthError)) return next(err);
-    renderOAuthError((req as unknown as Record<symbol, Instance | undefined>)[kInstance], err, req, res);
+    const instance = (req as unknown as Record<symbol, Instance | undefined>)[kInstance];
+    if (err.status >= 500) instance?.cfg.logger.warn(`${req.method} ${req.path}: ${err.message}`, { code: err.code });
+    renderOAuthError(instance, err, req, res);
   };
 }

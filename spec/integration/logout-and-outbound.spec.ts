@@ -1,0 +1,207 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { TestBrowser } from '../helpers/browser.js';
+import { createEnv, type TestEnv } from '../helpers/env.js';
+import { callbackUrl, expectNothingLost, snapshot } from '../helpers/assertions.js';
+
+let env: TestEnv;
+/** A server that must never be contacted: it records everything it receives. */
+let evil: { url: string; requests: Array<{ url: string; authorization?: string }>; server: http.Server };
+
+beforeAll(async () => {
+  env = await createEnv();
+  const requests: Array<{ url: string; authorization?: string }> = [];
+  const server = http.createServer((req, res) => {
+    requests.push({ url: req.url ?? '', authorization: req.headers.authorization });
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"evil":true}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  evil = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
+});
+afterAll(async () => {
+  evil?.server.close();
+  await env?.close();
+});
+
+const json = { accept: 'application/json' };
+
+describe('G: logout', () => {
+  it('G6: a cross-site logout (foreign Origin) is refused with 403 and the session is untouched', async () => {
+    const { browser } = await env.login();
+    const before = await snapshot(env, browser);
+    const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: 'http://evil.example' } });
+    expect(res.status).toBe(403);
+    await expectNothingLost(env, browser, before, res);
+  });
+
+  it('G7: Sec-Fetch-Site: cross-site is refused even with a matching Origin', async () => {
+    const { browser } = await env.login();
+    const before = await snapshot(env, browser);
+    const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: env.appUrl, 'sec-fetch-site': 'cross-site' } });
+    expect(res.status).toBe(403);
+    await expectNothingLost(env, browser, before, res);
+  });
+
+  it('G8: a logout POST with neither Origin, Sec-Fetch-Site nor a custom header is refused', async () => {
+    const { browser } = await env.login();
+    const before = await snapshot(env, browser);
+    const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST' });
+    expect(res.status).toBe(403);
+    await expectNothingLost(env, browser, before, res);
+  });
+
+  it('G9: GET on logout is 405 with Allow: POST, and the session is untouched', async () => {
+    const { browser } = await env.login();
+    const before = await snapshot(env, browser);
+    const res = await browser.request(`${env.appUrl}/oauth/logout`);
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
+    await expectNothingLost(env, browser, before, res);
+  });
+
+  it('G10: POST on the callback is 405 with Allow', async () => {
+    const browser = new TestBrowser();
+    const res = await browser.request(callbackUrl(env, 'state=x&code=y'), { method: 'POST', headers: { origin: env.appUrl } });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('G11: a same-origin logout revokes at the provider, deletes the record, destroys the session and clears the cookie', async () => {
+    const { browser } = await env.login();
+    const sid = env.sid(browser);
+    const record = (await env.readRecord(sid))!;
+    const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: env.appUrl, 'sec-fetch-site': 'same-origin' } });
+    expect(res.status).toBe(302);
+    // RP-initiated logout at the provider, with id_token_hint and the configured post-logout target.
+    const location = new URL(res.location!);
+    expect(location.origin).toBe(env.provider.issuer);
+    expect(location.searchParams.get('id_token_hint')).toBe(record.id_token);
+    expect(res.setCookies.some((c) => /^connect\.sid=;/.test(c) && /Expires=Thu, 01 Jan 1970/i.test(c))).toBe(true);
+    expect(await env.rawRecord(sid)).toBeNull();
+    expect(await env.redis.get(`${env.prefix}sess:${sid}`)).toBeNull();
+    expect(await env.provider.accessTokenValid(record.access_token)).toBe(false);
+    expect(await env.provider.provider.RefreshToken.find(record.refresh_token!)).toBeUndefined();
+  });
+
+  it('G12: an XHR logout answers 204', async () => {
+    const { browser } = await env.login();
+    const sid = env.sid(browser);
+    const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { 'x-requested-with': 'XMLHttpRequest' } });
+    expect(res.status).toBe(204);
+    expect(await env.rawRecord(sid)).toBeNull();
+    expect(browser.cookies(env.appUrl).has('connect.sid')).toBe(false);
+  });
+
+  it('G13: without a login, an API request that asks for JSON gets 401 JSON, a page gets a redirect with returnTo', async () => {
+    const browser = new TestBrowser();
+    const apiRes = await browser.request(`${env.appUrl}/api/me`, { headers: json });
+    expect(apiRes.status).toBe(401);
+    expect(JSON.parse(apiRes.body)).toEqual({ error: 'login_required' });
+    const xhr = await browser.request(`${env.appUrl}/api/me`, { headers: { 'x-requested-with': 'XMLHttpRequest' } });
+    expect(xhr.status).toBe(401);
+    const page = await browser.request(`${env.appUrl}/profile?x=1`, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(302);
+    expect(page.location).toBe(`${env.appUrl}/oauth/login?returnTo=${encodeURIComponent('/profile?x=1')}`);
+  });
+});
+
+describe('I: parsing and outbound requests', () => {
+  it('I1: prototype-pollution query keys on the callback are rejected and pollute nothing', async () => {
+    const { browser } = await env.login();
+    const before = await snapshot(env, browser);
+    const res = await browser.request(callbackUrl(env, '__proto__[polluted]=1&constructor[prototype][polluted]=1&state[]=x'));
+    expect(res.status).toBe(400);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    await expectNothingLost(env, browser, before, res);
+  });
+
+  it('I2: array and object values for state are not accepted as a state', async () => {
+    const { browser } = await env.login();
+    const before = await snapshot(env, browser);
+    for (const q of ['state[]=a&state[]=b&code=c', 'state[a]=b&code=c', 'state=&code=c']) {
+      const res = await browser.request(callbackUrl(env, q));
+      expect(res.status).toBe(400);
+    }
+    const res = await browser.request(callbackUrl(env, 'state=a'));
+    await expectNothingLost(env, browser, before, res);
+  });
+
+  it('I3: a huge query and invalid percent-encoding are rejected with 400', async () => {
+    const { browser } = await env.login();
+    const before = await snapshot(env, browser);
+    const huge = await browser.request(callbackUrl(env, `state=a&pad=${'x'.repeat(9000)}`));
+    expect(huge.status).toBe(400);
+    const bad = await browser.request(callbackUrl(env, 'state=%E0%A4%A&code=%ZZ'));
+    expect(bad.status).toBe(400);
+    await expectNothingLost(env, browser, before, bad);
+  });
+
+  it('I4: a spoofed Host or X-Forwarded-Host never changes the redirect_uri', async () => {
+    const browser = new TestBrowser();
+    const res = await browser.request(`${env.appUrl}/oauth/login`, { headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' } });
+    const redirectUri = new URL(res.location!).searchParams.get('redirect_uri');
+    expect(redirectUri).toBe(`${env.appUrl}/oauth/callback`);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const req = http.request(`${env.appUrl}/oauth/login`, { headers: { host: 'evil.example' } }, (r) => resolve(String(r.headers.location)));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(new URL(raw).searchParams.get('redirect_uri')).toBe(`${env.appUrl}/oauth/callback`);
+  });
+
+  it('I5: absolute URLs to other origins are refused before sending, and the token goes nowhere else', async () => {
+    const { browser } = await env.login();
+    for (const target of [`${evil.url}/steal`, `//127.0.0.1:${new URL(evil.url).port}/steal`, 'file:///etc/passwd', `${evil.url.replace('127.0.0.1', 'localhost')}/x`]) {
+      const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent(target)}`, { headers: json });
+      expect(res.status).toBe(500);
+      expect(JSON.parse(res.body)).toEqual({ error: 'origin_not_allowed' });
+    }
+    expect(evil.requests).toEqual([]);
+    expect(env.logger.lines.join('\n')).toContain('origin_not_allowed');
+  });
+
+  it('I6: an API redirect is not followed (no request with the token reaches the redirect target)', async () => {
+    const { browser } = await env.login();
+    const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/redirect')}`, { headers: json });
+    expect(res.status).toBe(302);
+    expect(evil.requests).toEqual([]);
+  });
+
+  it('I7: proxy environment variables are ignored (the token never goes to a proxy)', async () => {
+    const { browser } = await env.login();
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, http_proxy: process.env.http_proxy, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+    process.env.HTTP_PROXY = evil.url;
+    process.env.http_proxy = evil.url;
+    delete process.env.NO_PROXY;
+    delete process.env.no_proxy;
+    try {
+      const res = await browser.request(`${env.appUrl}/api/me`, { headers: json });
+      expect(res.status).toBe(200);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    expect(evil.requests).toEqual([]);
+  });
+
+  it('I8: an oversized API response is cut off by the size cap', async () => {
+    const { browser } = await env.login();
+    const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/big')}`, { headers: json });
+    expect(res.status).toBe(500);
+    expect(env.logger.lines.some((l) => l.includes('maxContentLength'))).toBe(true);
+  });
+
+  it('I9: the bearer token is sent to the configured API only, and redacted from errors the app sees', async () => {
+    const { browser } = await env.login();
+    const sid = env.sid(browser);
+    const record = (await env.readRecord(sid))!;
+    const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/redirect')}`, { headers: json });
+    expect(res.status).toBe(302);
+    const last = env.api.authorizations.at(-1)!;
+    expect(last.authorization).toBe(`Bearer ${record.access_token}`);
+    expect(env.logger.lines.join('\n')).not.toContain(record.access_token);
+  });
+});

@@ -256,3 +256,20 @@ describe('G: session fixation and switching users', () => {
     for (const r of [login, cb, out, wrong]) expect(r.headers.get('cache-control')).toBe('no-store');
   });
 });
+
+describe('H: returnTo through a whole login', () => {
+  it.each(['//evil.example/x', '/\\evil.example', 'https://evil.example', '/%2F%2Fevil.example', '/.//evil.example', '/\t/evil.example'])(
+    'H5: %s lands on this app',
+    async (returnTo) => {
+      const browser = new TestBrowser();
+      const cb = await env.startLogin(browser, { returnTo });
+      const res = await browser.request(cb);
+      expect(res.status).toBe(302);
+      const raw = res.headers.get('location')!;
+      expect(raw.startsWith('/')).toBe(true);
+      expect(raw.startsWith('//')).toBe(false);
+      expect(new URL(raw, env.appUrl).origin).toBe(env.appUrl);
+    },
+  );
+});
+

@@ -1,0 +1,124 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { oauth, MemoryTokenStore, ConfigError, type OAuthMiddleware } from '../../lib/index.js';
+import { CapturedLogger } from '../helpers/env.js';
+
+/** A metadata server whose answers the test controls. */
+async function metadataServer(handler: (path: string, issuer: string) => { status: number; body?: unknown }) {
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    hits++;
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { status, body } = handler(req.url ?? '', issuer);
+    res.writeHead(status, { 'content-type': 'application/json' }).end(body === undefined ? '' : JSON.stringify(body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { server, issuer, hits: () => hits };
+}
+
+const metadata = (issuer: string) => ({
+  issuer,
+  authorization_endpoint: `${issuer}/auth`,
+  token_endpoint: `${issuer}/token`,
+  jwks_uri: `${issuer}/jwks`,
+  response_types_supported: ['code'],
+});
+
+let cleanup: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanup) c();
+  cleanup = [];
+});
+
+function make(issuer: string, logger = new CapturedLogger()): { auth: OAuthMiddleware; app: express.Express; logger: CapturedLogger } {
+  const auth = oauth({
+    issuer,
+    clientId: 'c',
+    clientSecret: 's3cret-value',
+    redirectUri: 'http://localhost:3000/oauth/callback',
+    apiBaseUrl: 'http://localhost:4000',
+    tokenStore: new MemoryTokenStore(),
+    encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+    scope: 'openid',
+    logger,
+  });
+  cleanup.push(() => auth.close());
+  const app = express();
+  app.use(session({ secret: 'x', resave: false, saveUninitialized: false }));
+  app.use(auth);
+  return { auth, app, logger };
+}
+
+describe('J: discovery', () => {
+  it('J1: metadata for another issuer refuses to start (ready() rejects, naming the option and the fix)', async () => {
+    const md = await metadataServer((path, issuer) => ({ status: 200, body: metadata(`${issuer}/someone-else`) }));
+    cleanup.push(() => md.server.close());
+    const { auth, app } = make(md.issuer);
+    await expect(auth.ready()).rejects.toThrow(ConfigError);
+    await expect(auth.ready()).rejects.toThrow(/`issuer`.*exact issuer identifier/);
+    const res = await request(app).get('/oauth/login');
+    expect(res.status).toBe(503);
+    expect(res.headers.location).toBeUndefined();
+  });
+
+  it('J2: unreachable discovery is retried with backoff, never cached; logins get 503 meanwhile', async () => {
+    let healthy = false;
+    const md = await metadataServer((path, issuer) => (healthy ? { status: 200, body: metadata(issuer) } : { status: 500 }));
+    cleanup.push(() => md.server.close());
+    const { auth, app, logger } = make(md.issuer);
+    const ready = auth.ready();
+    const during = await request(app).get('/oauth/login');
+    expect(during.status).toBe(503);
+    expect(during.headers['retry-after']).toBeDefined();
+    expect(during.headers.location).toBeUndefined();
+    expect(await auth.isReady()).toBe(false);
+    healthy = true;
+    await ready; // resolves once a retry succeeds
+    expect(logger.lines.some((l) => l.includes('discovery failed') && l.includes('retrying'))).toBe(true);
+    const after = await request(app).get('/oauth/login');
+    expect(after.status).toBe(302);
+    expect(after.headers.location).toMatch(new RegExp(`^${md.issuer}/auth\\?`));
+    expect(await auth.isReady()).toBe(true);
+  });
+
+  it('J3: a plain OAuth 2.0 server is discovered through RFC 8414 metadata', async () => {
+    const md = await metadataServer((path, issuer) =>
+      path === '/.well-known/oauth-authorization-server' ? { status: 200, body: metadata(issuer) } : { status: 404 },
+    );
+    cleanup.push(() => md.server.close());
+    const { auth, app } = make(md.issuer);
+    await auth.ready();
+    const res = await request(app).get('/oauth/login');
+    expect(res.status).toBe(302);
+  });
+
+  it('J4: without express-session mounted first, requests fail with a message saying how to fix it', async () => {
+    const md = await metadataServer((path, issuer) => ({ status: 200, body: metadata(issuer) }));
+    cleanup.push(() => md.server.close());
+    const auth = oauth({
+      issuer: md.issuer,
+      clientId: 'c',
+      clientSecret: 's3cret-value',
+      redirectUri: 'http://localhost:3000/oauth/callback',
+      apiBaseUrl: 'http://localhost:4000',
+      tokenStore: new MemoryTokenStore(),
+      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+      logger: new CapturedLogger(),
+    });
+    cleanup.push(() => auth.close());
+    const app = express();
+    app.use(auth);
+    let message = '';
+    app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      message = err.message;
+      res.status(500).end();
+    });
+    await request(app).get('/anything');
+    expect(message).toMatch(/Mount express-session .* before app\.use\(oauth/);
+  });
+});

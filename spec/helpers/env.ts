@@ -14,10 +14,11 @@ export const ENCRYPTION_KEY = 'test-encryption-key-0123456789-abcdefghijklmnop';
 export const SESSION_SECRET = 'test-session-secret-0123456789';
 export const redisUrl = () => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-export type Redis = ReturnType<typeof createClient>;
+const makeClient = (url: string) => createClient({ url, socket: { reconnectStrategy: (n) => Math.min(n * 50, 500), connectTimeout: 2000 } });
+export type Redis = ReturnType<typeof makeClient>;
 
 export async function connectRedis(url = redisUrl()): Promise<Redis> {
-  const client = createClient({ url, socket: { reconnectStrategy: (n) => Math.min(n * 50, 500), connectTimeout: 2000 } });
+  const client = makeClient(url);
   client.on('error', () => {});
   await client.connect();
   return client;

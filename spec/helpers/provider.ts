@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 
 export const CLIENT_ID = 'test-client';
 export const CLIENT_SECRET = 'test-client-secret: with spaces & symbols/+=';
@@ -16,13 +17,17 @@ export interface ProviderCounters {
 }
 
 /** A fault the token endpoint should produce instead of answering normally. */
-export type TokenFault =
+export type TokenFault = (
   | { kind: 'status'; status: number; body: string; contentType?: string; headers?: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'drip'; intervalMs: number }
   | { kind: 'huge'; bytes: number }
   | { kind: 'delay'; ms: number }
-  | { kind: 'close' };
+  | { kind: 'close' }
+) & {
+  /** Runs before the fault is applied (e.g. another writer acting meanwhile). */
+  before?: () => Promise<void>;
+};
 
 export interface TestProvider {
   issuer: string;
@@ -33,6 +38,10 @@ export interface TestProvider {
   setTokenFault(fault: TokenFault | undefined, grant?: 'authorization_code' | 'refresh_token'): void;
   /** Rewrites successful token responses of a grant (e.g. drop refresh_token, change fields). */
   setTokenRewrite(rewrite: ((body: Record<string, unknown>) => Record<string, unknown>) | undefined, grant?: string): void;
+  /** Sets a fault for every request to a path (e.g. `/token/revocation`), until cleared. */
+  setPathFault(path: string, fault: TokenFault | undefined): void;
+  /** Signs an ID token with the provider's own key (for tests of a changed `sub`). */
+  signIdToken(claims: Record<string, unknown>): Promise<string>;
   /** Whether an access token is still valid at the provider. */
   accessTokenValid(token: string): Promise<boolean>;
   close(): Promise<void>;
@@ -57,6 +66,9 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
   const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`;
   const counters: ProviderCounters = { tokenRequests: 0, codeGrants: 0, refreshGrants: 0, refreshErrors: 0, revocations: 0, authorizationRequests: 0 };
   let fault: { fault: TokenFault; grant: string | undefined } | undefined;
+  const pathFaults = new Map<string, TokenFault>();
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const signingJwk = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
   let rewrite: { fn: (b: Record<string, unknown>) => Record<string, unknown>; grant: string | undefined } | undefined;
 
   const config: Configuration = {
@@ -71,6 +83,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
         token_endpoint_auth_method: options.tokenEndpointAuthMethod ?? 'client_secret_basic',
       },
     ],
+    jwks: { keys: [signingJwk as never] },
     cookies: { keys: ['test-provider-cookie-key-0123456789'] },
     features: {
       devInteractions: { enabled: true },
@@ -113,17 +126,33 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
   provider.on('grant.error', (ctx: KoaContextWithOIDC) => {
     if (ctx.oidc.params?.grant_type === 'refresh_token') counters.refreshErrors++;
   });
-  provider.on('revocation.success', () => counters.revocations++);
+  provider.on('revocation.error', () => {});
+  // Counted in the middleware below (successful revocations answer 200).
 
   provider.use(async (ctx, next) => {
     if (ctx.path === '/auth') counters.authorizationRequests++;
+    const pf = pathFaults.get(ctx.path);
+    if (pf) {
+      await pf.before?.();
+      if (pf.kind === 'delay') await new Promise((r) => setTimeout(r, pf.ms));
+      else return applyFault(ctx as unknown as KoaContextWithOIDC, pf);
+    }
+    if (ctx.path === '/token/revocation') {
+      await next();
+      if (ctx.status === 200) counters.revocations++;
+      return;
+    }
     if (ctx.path !== '/token' || ctx.method !== 'POST') return next();
     counters.tokenRequests++;
     // Peek at the grant type without consuming the body for oidc-provider.
     const raw = await readBody(ctx.req);
     const grant = new URLSearchParams(raw).get('grant_type') ?? undefined;
     const f = fault && (fault.grant === undefined || fault.grant === grant) ? fault.fault : undefined;
-    if (f) return applyFault(ctx, f);
+    if (f) {
+      await f.before?.();
+      if (f.kind === 'delay') await new Promise((r) => setTimeout(r, f.ms));
+      else return applyFault(ctx as unknown as KoaContextWithOIDC, f);
+    }
     // Hand the raw body to oidc-provider's parser (it reads req.body once the stream is consumed).
     (ctx.req as unknown as { body?: string }).body = raw;
     await next();
@@ -141,6 +170,13 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
     counters,
     setTokenFault(f, grant) {
       fault = f ? { fault: f, grant } : undefined;
+    },
+    setPathFault(path, f) {
+      if (f) pathFaults.set(path, f);
+      else pathFaults.delete(path);
+    },
+    async signIdToken(claims) {
+      return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'test-key' }).setIssuer(issuer).setAudience(CLIENT_ID).setIssuedAt().setExpirationTime('10m').sign(privateKey);
     },
     setTokenRewrite(fn, grant) {
       rewrite = fn ? { fn, grant } : undefined;
@@ -190,7 +226,6 @@ async function applyFault(ctx: KoaContextWithOIDC, f: TokenFault): Promise<void>
       res.end(`{"access_token":"${'a'.repeat(f.bytes)}","token_type":"bearer"}`);
       return;
     case 'delay':
-      await new Promise((r) => setTimeout(r, f.ms));
       ctx.respond = true;
       return;
     case 'close':

@@ -217,6 +217,11 @@ export const providers = {
       return { ...common, authorizationEndpoint: `${base}/authorize`, tokenEndpoint: `${base}/token`, scope };
     }
     if (!GUID.test(tenant)) {
+      if (/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(tenant)) {
+        fail(
+          `microsoft(): \`tenant\` ${JSON.stringify(tenant)} is a domain name, whose metadata names the tenant ID as issuer (so discovery would not match): use the tenant ID instead, a GUID (Microsoft Entra ID > Overview).`,
+        );
+      }
       fail(
         `microsoft(): \`tenant\` must be the directory (tenant) ID, a GUID (Microsoft Entra ID > Overview), or "common", "organizations" or "consumers" (got ${JSON.stringify(String(opts.tenant).slice(0, 100))}).`,
       );

@@ -23,6 +23,15 @@ export interface OAuthMiddleware extends RequestHandler {
   ready(): Promise<void>;
   /** Same checks as `ready()`, bounded, for readiness probes: resolves true or false, never throws. */
   isReady(): Promise<boolean>;
+  /**
+   * A route handler for load-balancer readiness probes: `200 {"ready":true}` or `503 {"ready":false}`.
+   *
+   * @example
+   * ```ts
+   * app.get('/healthz/ready', auth.readinessHandler());
+   * ```
+   */
+  readinessHandler(): RequestHandler;
   /** Events for logs and metrics: `login`, `refresh`, `refresh_failed`, `logout`, `login_failed`. */
   readonly events: OAuthEvents;
   /** Stops background work (discovery retries) and closes idle keep-alive sockets. */
@@ -178,7 +187,15 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     ready: {
       value: async () => {
         await instance.whenProviderLoaded();
-        await ping();
+        // Wait for the token store too (Redis may still be starting), retrying with a bounded backoff.
+        for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
+          try {
+            return await ping();
+          } catch {
+            cfg.logger.warn(`token store not answering; retrying in ${delay} ms`);
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
       },
     },
     isReady: {
@@ -192,6 +209,16 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
           () => false,
         );
       },
+    },
+    readinessHandler: {
+      value: (): RequestHandler =>
+        function oauthReadiness(_req, res) {
+          void middleware.isReady().then((ok) => {
+            res.setHeader('Cache-Control', 'no-store');
+            if (!ok) res.setHeader('Retry-After', '5');
+            res.status(ok ? 200 : 503).json({ ready: ok });
+          });
+        },
     },
     close: {
       value: () => {

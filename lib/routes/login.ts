@@ -26,13 +26,21 @@ export async function handleLogin(instance: Instance, req: Request, res: Respons
   const pending: PendingLogin = { verifier, issuer: server.issuer, returnTo, createdAt: Date.now() };
   if (nonce) pending.nonce = nonce;
 
+  const original = sreq.session.oauth === undefined ? undefined : structuredClone(sreq.session.oauth);
   const data = (sreq.session.oauth ??= {});
   const tx = livePending(data);
   tx[sha256(state)] = pending;
   const entries = Object.entries(tx).sort(([, a], [, b]) => b.createdAt - a.createdAt).slice(0, MAX_PENDING);
   data.tx = Object.fromEntries(entries);
   // The transaction must be stored before the browser leaves: otherwise the callback cannot be verified.
-  await saveSession(sreq, cfg.storeTimeout);
+  try {
+    await saveSession(sreq, cfg.storeTimeout);
+  } catch (err) {
+    // Leave the session as it was, so express-session neither sets a cookie for it nor retries the write.
+    if (original === undefined) delete sreq.session.oauth;
+    else sreq.session.oauth = original;
+    throw err;
+  }
 
   const url = server.authorizationUrl(config, { state, codeChallenge: await calculatePKCECodeChallenge(verifier), nonce });
   res.redirect(302, url.href);

@@ -9,6 +9,8 @@ export interface RedisLikeClient {
   get(key: string): Promise<unknown>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   on?(event: 'error', listener: (err: unknown) => void): unknown;
+  /** node-redis: false while disconnected; commands are then refused at once instead of queued. */
+  readonly isReady?: boolean;
   listenerCount?(event: 'error'): number;
 }
 
@@ -69,11 +71,18 @@ export class RedisTokenStore implements TokenStore {
     return `${this.prefix}lock:{${sid}}`;
   }
 
+  /** Fails fast while the client is disconnected, so nothing piles up in its offline queue. */
+  private ready(): void {
+    if (this.client.isReady === false) throw new Error('Redis is not connected');
+  }
+
   private run(script: string, key: string, args: Array<string | number>): Promise<unknown> {
+    this.ready();
     return this.client.eval(script, { keys: [key], arguments: args.map(String) });
   }
 
   async get(sid: string): Promise<string | null> {
+    this.ready();
     const value = await this.client.get(this.key(sid));
     if (value === null || value === undefined) return null;
     return typeof value === 'string' ? value : String(value);
@@ -105,6 +114,7 @@ export class RedisTokenStore implements TokenStore {
 
   async ping(): Promise<void> {
     // GET of a key that never exists: works on a single node and on a cluster client alike.
+    this.ready();
     await this.client.get(`${this.prefix}ping:{ping}`);
   }
 

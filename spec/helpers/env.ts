@@ -5,7 +5,7 @@ import express, { type Express } from 'express';
 import session from 'express-session';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { oauth, oauthErrorHandler, requireAuth, RedisTokenStore, OAuthError, type OAuthMiddleware, type OAuthOptions, type TokenStore } from '../../lib/index.js';
+import { boundedSessionStore, oauth, oauthErrorHandler, requireAuth, RedisTokenStore, OAuthError, type OAuthMiddleware, type OAuthOptions, type TokenStore } from '../../lib/index.js';
 import { RecordCipher, type TokenRecord } from '../../lib/crypto.js';
 import { TestBrowser, authorizeAtProvider } from './browser.js';
 import { CLIENT_ID, CLIENT_SECRET, startProvider, type ProviderOptions, type TestProvider } from './provider.js';
@@ -155,7 +155,9 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
   const app = express();
   app.use(
     session({
-      store: options.sessionStore ?? new RedisStore({ client: redis, prefix: `${prefix}sess:` }),
+      store: boundedSessionStore(options.sessionStore ?? new RedisStore({ client: redis, prefix: `${prefix}sess:` }), {
+        timeout: oauthOptions.storeTimeout ?? 2000,
+      }),
       secret: SESSION_SECRET,
       resave: false,
       saveUninitialized: false,

@@ -1,0 +1,73 @@
+import type { Store } from 'express-session';
+import { StoreUnavailableError } from './errors.js';
+
+/** Options of {@link boundedSessionStore}. */
+export interface BoundedSessionStoreOptions {
+  /** Longest wait for any store operation, in ms. Default 2000. */
+  timeout?: number;
+}
+
+const BOUNDED = ['get', 'set', 'destroy', 'touch'] as const;
+
+/**
+ * Wraps an express-session store (connect-redis, say) so that no session read or write waits longer
+ * than `timeout`: a Redis that is down or paused then gives a 503 (`store_unavailable`, with
+ * `Retry-After`) instead of a request that hangs. It also keeps express-session from silently treating
+ * requests as anonymous while the store reports itself disconnected (which would start logins that
+ * cannot be saved): such requests fail with the same 503.
+ *
+ * Render the error with {@link oauthErrorHandler} (mounted after your routes).
+ *
+ * @example
+ * ```ts
+ * app.use(session({ store: boundedSessionStore(new RedisStore({ client: redis })), secret, resave: false, saveUninitialized: false }));
+ * ```
+ */
+export function boundedSessionStore<S extends Store>(store: S, options: BoundedSessionStoreOptions = {}): S {
+  const timeout = options.timeout ?? 2000;
+  if (!(typeof timeout === 'number' && timeout > 0)) throw new TypeError('boundedSessionStore: `timeout` must be a positive number of ms.');
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'on' || prop === 'addListener' || prop === 'once') {
+        // express-session stops loading sessions on 'disconnect'; we prefer explicit 503s.
+        return (event: string | symbol, listener: (...args: unknown[]) => void) => {
+          if (event === 'disconnect') return receiver;
+          (target[prop] as (e: string | symbol, l: (...args: unknown[]) => void) => unknown).call(target, event, listener);
+          return receiver;
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      if (!(BOUNDED as readonly PropertyKey[]).includes(prop) || typeof value !== 'function') return value;
+      let fn = wrapped.get(prop);
+      if (!fn) {
+        fn = function boundedStoreCall(this: unknown, ...args: unknown[]) {
+          const last = args.length - 1;
+          const callback = typeof args[last] === 'function' ? (args[last] as (err?: unknown, value?: unknown) => void) : undefined;
+          let settled = false;
+          const timer = setTimeout(() => {
+            if (settled) return;
+            settled = true;
+            callback?.(new StoreUnavailableError(`Session store ${String(prop)} timed out.`));
+          }, timeout);
+          const done = (err?: unknown, result?: unknown) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            if (err && !(err as { code?: string }).code?.startsWith?.('ENOENT')) callback?.(new StoreUnavailableError(`Session store ${String(prop)} failed.`, err));
+            else callback?.(err, result);
+          };
+          if (callback) args[last] = done;
+          else args.push(done);
+          try {
+            (value as (...a: unknown[]) => unknown).apply(this === receiver ? target : this, args);
+          } catch (err) {
+            done(err);
+          }
+        };
+        wrapped.set(prop, fn);
+      }
+      return fn;
+    },
+  });
+}

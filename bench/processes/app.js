@@ -1,0 +1,62 @@
+/**
+ * One variant app, in its own process: `config.variant` picks the file in bench/variants/. The app listens
+ * on 127.0.0.1:0, so its redirect URI is known only once it listens. It uses the local Redis under its
+ * own key prefix and deletes every key under that prefix when it exits.
+ *
+ * Every variant exposes the same routes: `/healthz` (no session), `/login`, `/callback`, `/p1` (a
+ * protected route that does not call the API) and `/p2` (a protected route that calls the upstream API
+ * with the user's access token, refreshing it when it has expired).
+ */
+import http from 'node:http';
+import { childConfig, serve } from '../lib/ipc.js';
+import { connectRedis, deleteByPrefix } from '../lib/redis.js';
+
+const VARIANTS = {
+  pkg: '../variants/pkg.js',
+  baseline: '../variants/baseline.js',
+  'eoc-cookie': '../variants/eoc.js',
+  'eoc-redis': '../variants/eoc.js',
+};
+
+const cfg = childConfig();
+let redis;
+let server;
+let closeApp;
+
+const ipc = serve(
+  {
+    /** Peak RSS (getrusage maxrss) and current memory of this process. */
+    stats: () => ({ maxRssBytes: process.resourceUsage().maxRSS * 1024, rssBytes: process.memoryUsage().rss, pid: process.pid }),
+  },
+  {
+    onExit: async () => {
+      closeApp?.();
+      if (server) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(() => resolve()));
+      }
+      if (redis) {
+        await deleteByPrefix(redis, cfg.prefix);
+        await redis.quit().catch(() => {});
+      }
+    },
+    exitTimeoutMs: 8000,
+  },
+);
+
+try {
+  const file = VARIANTS[cfg.variant];
+  if (!file) throw new Error(`unknown variant ${cfg.variant}`);
+  redis = await connectRedis(cfg.redisUrl);
+  server = http.createServer();
+  server.keepAliveTimeout = 65_000;
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const { build } = await import(file);
+  const built = await build({ ...cfg, origin, redis });
+  closeApp = built.close;
+  server.on('request', built.app);
+  ipc.ready({ url: origin, pid: process.pid });
+} catch (err) {
+  ipc.fail(err);
+}

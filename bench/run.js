@@ -1,0 +1,509 @@
+#!/usr/bin/env node
+/**
+ * Benchmark orchestrator (issue 6). Starts, each in its own process: oidc-provider, the upstream API, the
+ * load generator, and one process per variant app; logs each variant in once through the provider's pages;
+ * then runs the scenarios round by round (A B C D A B C D ...) after a warm-up, and writes the report.
+ *
+ *   npm run bench                 full run (about 8 minutes), includes the A/A variant
+ *   npm run bench -- --quick      one short round (CI: checks the script works; asserts nothing about timing)
+ *
+ * Options: --quick, --no-aa / --aa, --rounds N, --duration S, --connections N, --storms N, --profile
+ * (CPU-profiles the package's and the baseline's processes with `node --cpu-prof`), --out NAME (file base
+ * name in bench/results/), --verbose (children's output on stderr).
+ *
+ * Every child is killed when this process exits, on SIGINT/SIGTERM, on an error and when the overall
+ * deadline passes; each app deletes its Redis keys on exit and a final sweep removes whatever is left.
+ */
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Children } from './lib/procs.js';
+import { connectRedis, countByPrefix, deleteByPrefix, REDIS_URL } from './lib/redis.js';
+import { median, min, max } from './lib/stats.js';
+import { renderMarkdown, renderSvg } from './lib/report.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const proc = (name) => path.join(here, 'processes', name);
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    aa: { type: 'boolean' },
+    'no-aa': { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    storms: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const quick = opts.quick;
+const positiveInt = (name, v, fallback) => {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number (got ${v})`);
+  return n;
+};
+const settings = {
+  quick,
+  rounds: Math.floor(positiveInt('rounds', opts.rounds, quick ? 1 : 8)),
+  durationSec: positiveInt('duration', opts.duration, quick ? 2 : 4),
+  warmupSec: quick ? 1 : 3,
+  connections: Math.floor(positiveInt('connections', opts.connections, 16)),
+  loginsPerRound: quick ? 2 : 3,
+  storms: Math.floor(positiveInt('storms', opts.storms, quick ? 1 : 3)),
+  stormProcesses: 4,
+  stormConcurrency: 50,
+  // Access-token lifetime of the storm logins; the storm starts once it is over.
+  stormTokenTtlSec: 2,
+  aa: opts['no-aa'] ? false : (opts.aa ?? !quick),
+  profile: opts.profile,
+};
+// Overall deadline: nothing in this run may wait longer (each wait below is bounded on its own too).
+const DEADLINE_MS = quick ? 150_000 : 20 * 60_000;
+const outName = opts.out ?? (quick ? 'quick' : 'latest');
+if (!/^[A-Za-z0-9._-]+$/.test(outName)) throw new Error(`--out must be a plain file name (got ${outName})`);
+
+const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+const PREFIX = `bench:${runId}:`;
+const CLIENT = { clientId: 'bench-client', clientSecret: 'bench-client-secret-0123456789' };
+const API_RESOURCE = 'urn:bench:api';
+const SESSION_SECRET = 'bench-session-secret-0123456789abcdef';
+const ENCRYPTION_KEY = 'bench-encryption-key-0123456789-abcdefghijklmnop';
+const SCOPE = ['openid', 'email', 'profile', 'offline_access', 'api:read'];
+
+/** The variants, in round order. `pkg-aa` is the package again, for the A/A check. */
+const VARIANTS = [
+  { id: 'pkg', kind: 'pkg', label: 'express-oauth-client', note: 'oauth() + express-session + connect-redis + RedisTokenStore (tokens encrypted)' },
+  { id: 'baseline', kind: 'baseline', label: 'hand-written baseline', note: 'express-session + connect-redis, tokens in plaintext in the session, fetch, one keep-alive axios' },
+  { id: 'eoc-cookie', kind: 'eoc-cookie', label: 'express-openid-connect (cookie)', note: 'default encrypted cookie session' },
+  { id: 'eoc-redis', kind: 'eoc-redis', label: 'express-openid-connect (Redis)', note: 'session.store = connect-redis (tokens in plaintext in Redis)' },
+];
+if (settings.aa) VARIANTS.push({ id: 'pkg-aa', kind: 'pkg', label: 'express-oauth-client (A/A copy)', note: 'a second process of the package, for the A/A comparison' });
+
+const log = (msg) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const t0 = performance.now();
+
+let aborting = false;
+const children = new Children({
+  verbose: opts.verbose,
+  onUnexpectedExit: (child, code, signal) => {
+    if (aborting) return;
+    void abort(new Error(`${child.name} exited unexpectedly (${signal ?? code})\n${child.tailText()}`));
+  },
+});
+let redis;
+
+async function sweepRedis() {
+  if (!redis) return { leftover: 0 };
+  const leftover = await countByPrefix(redis, PREFIX).catch(() => -1);
+  await deleteByPrefix(redis, PREFIX).catch(() => {});
+  return { leftover };
+}
+
+async function abort(err) {
+  if (aborting) return;
+  aborting = true;
+  process.exitCode = 1;
+  console.error(`\nbench failed: ${err?.stack ?? err}`);
+  const hard = setTimeout(() => {
+    children.killAll();
+    process.exit(1);
+  }, 10_000);
+  hard.unref();
+  await children.stopAll(3000).catch(() => {});
+  children.killAll();
+  await sweepRedis().catch(() => {});
+  await redis?.quit().catch(() => {});
+  process.exit(1);
+}
+
+process.on('exit', () => children.killAll());
+process.on('SIGINT', () => void abort(new Error('interrupted (SIGINT)')));
+process.on('SIGTERM', () => void abort(new Error('terminated (SIGTERM)')));
+process.on('uncaughtException', (err) => void abort(err));
+process.on('unhandledRejection', (err) => void abort(err));
+const deadline = setTimeout(() => void abort(new Error(`overall deadline of ${DEADLINE_MS / 1000} s passed`)), DEADLINE_MS);
+deadline.unref();
+
+// Load average samples: other work on the machine shows up here and widens the ranges.
+const loadSamples = [];
+const loadTimer = setInterval(() => loadSamples.push(os.loadavg()[0]), 5000);
+loadTimer.unref();
+
+function appConfig(variant, prefix) {
+  return {
+    variant: variant.kind,
+    issuer: services.issuer,
+    apiUrl: services.apiUrl,
+    redisUrl: REDIS_URL,
+    prefix,
+    ...CLIENT,
+    sessionSecret: SESSION_SECRET,
+    encryptionKey: ENCRYPTION_KEY,
+    scope: SCOPE,
+  };
+}
+
+const services = {};
+
+async function startApp(name, variant, prefix, { profile = false } = {}) {
+  const profileDir = path.join(here, 'results', 'tmp', 'profiles');
+  if (profile) mkdirSync(profileDir, { recursive: true });
+  const execArgv = profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${runId}.cpuprofile`] : [];
+  return children.start(name, proc('app.js'), appConfig(variant, prefix), { execArgv, readyTimeoutMs: 30_000 });
+}
+
+async function checkedLogin(loadgen, appUrl) {
+  const result = await loadgen.request('login', { appUrl, user: 'alice' }, 30_000);
+  return result;
+}
+
+async function expectOk(loadgen, url, cookie, what) {
+  const res = await loadgen.request('fetch', { url, cookie }, 20_000);
+  if (res.status !== 200 || !res.body.includes('"sub":"alice"')) throw new Error(`${what}: ${url} answered ${res.status}: ${res.body.slice(0, 300)}`);
+}
+
+function machineInfo() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model?.trim() ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+  };
+}
+
+function versions() {
+  const v = {};
+  for (const name of ['express', 'express-session', 'connect-redis', 'redis', 'axios', 'express-openid-connect', 'oidc-provider', 'openid-client', 'jose', 'autocannon']) {
+    try {
+      v[name] = JSON.parse(readFileSync(path.join(here, '..', 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      v[name] = 'unknown';
+    }
+  }
+  v['express-oauth-client'] = JSON.parse(readFileSync(path.join(here, '..', 'package.json'), 'utf8')).version;
+  return v;
+}
+
+function commandLine() {
+  const args = process.argv.slice(2);
+  if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  return `node bench/run.js${args.length ? ` ${args.join(' ')}` : ''}`;
+}
+
+async function main() {
+  const started = new Date();
+  log(`run ${runId}: ${quick ? 'quick' : 'full'} (${settings.rounds} round(s) x ${settings.durationSec} s, ${settings.connections} connections, variants: ${VARIANTS.map((v) => v.id).join(', ')})`);
+  redis = await connectRedis(REDIS_URL, 5000).catch((err) => {
+    throw new Error(`Redis is not reachable at ${REDIS_URL} (${err.message}). Start it: redis-server --daemonize yes --port 6379 --save "" --appendonly no`);
+  });
+  const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown';
+
+  // 1. Provider, API, load generator.
+  const provider = await children.start('provider', proc('provider.js'), { ...CLIENT, apiResource: API_RESOURCE });
+  services.issuer = provider.info.issuer;
+  const api = await children.start('api', proc('api.js'), { issuer: services.issuer, apiResource: API_RESOURCE });
+  services.apiUrl = api.info.url;
+  const loadgen = await children.start('loadgen', proc('loadgen.js'), {});
+  log(`provider ${services.issuer}, api ${services.apiUrl}`);
+
+  // 2. One process per variant; each logs in once and reuses its cookie.
+  const apps = [];
+  for (const v of VARIANTS) {
+    const child = await startApp(v.id, v, `${PREFIX}${v.id}:`, { profile: settings.profile && (v.id === 'pkg' || v.id === 'baseline') });
+    const login = await checkedLogin(loadgen, child.info.url);
+    await expectOk(loadgen, `${child.info.url}/p1`, login.cookieHeader, v.id);
+    await expectOk(loadgen, `${child.info.url}/p2`, login.cookieHeader, v.id);
+    apps.push({ variant: v, child, url: child.info.url, cookie: login.cookieHeader, cookieBytes: login.cookieBytes, cookieNames: login.cookieNames });
+    log(`${v.id} ready at ${child.info.url} (pid ${child.pid}); session cookie ${login.cookieBytes} bytes`);
+  }
+
+  const SCENARIOS = [
+    { id: 'P1', path: '/p1' },
+    { id: 'P2', path: '/p2' },
+  ];
+  const load = (app, scenario, durationSec) =>
+    loadgen.request(
+      'load',
+      { url: `${app.url}${scenario.path}`, cookie: app.cookie, connections: settings.connections, durationSec },
+      (durationSec + 30) * 1000,
+    );
+
+  // 3. Warm-up (not recorded).
+  for (const scenario of SCENARIOS) {
+    for (const app of apps) await load(app, scenario, settings.warmupSec);
+  }
+  log('warm-up done');
+
+  // 4. Rounds: each scenario, variants in order A B C D ...; then a few full logins per variant (P4).
+  const samples = [];
+  const logins = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    for (const scenario of SCENARIOS) {
+      for (const app of apps) {
+        const r = await load(app, scenario, settings.durationSec);
+        const bad = r.non2xx + r.errors + r.timeouts;
+        if (bad > 0) log(`warning: ${app.variant.id} ${scenario.id} round ${round}: ${bad} failed responses ${JSON.stringify(r.statuses)}`);
+        samples.push({ round, scenario: scenario.id, variant: app.variant.id, rps: r.rps, p50: r.p50, p99: r.p99, requests: r.requests, failed: bad, statuses: r.statuses });
+        await sleep(100);
+      }
+    }
+    for (const app of apps) {
+      await provider.request('reset');
+      const batch = [];
+      for (let i = 0; i < settings.loginsPerRound; i++) batch.push(await checkedLogin(loadgen, app.url));
+      const counters = await provider.request('reset');
+      // Back-channel time (token endpoint, JWKS) is provider time spent inside the app's callback.
+      const backPerLogin = counters.backMs / batch.length;
+      for (const l of batch) {
+        logins.push({
+          round,
+          variant: app.variant.id,
+          totalMs: l.totalMs,
+          appMs: Math.max(0, l.appClientMs - backPerLogin),
+          providerMs: l.providerClientMs + backPerLogin,
+        });
+      }
+    }
+    const line = SCENARIOS.map((s) => {
+      const base = samples.find((x) => x.round === round && x.scenario === s.id && x.variant === 'baseline');
+      const pkg = samples.find((x) => x.round === round && x.scenario === s.id && x.variant === 'pkg');
+      return `${s.id} pkg ${pkg.rps.toFixed(0)} req/s vs baseline ${base.rps.toFixed(0)} (${(pkg.rps / base.rps).toFixed(3)}x)`;
+    }).join('; ');
+    log(`round ${round}/${settings.rounds}: ${line}`);
+  }
+
+  // 5. P5: peak RSS of each app process (getrusage maxrss, after all the load), then stop them.
+  const memory = {};
+  for (const app of apps) memory[app.variant.id] = await app.child.request('stats', {}, 10_000);
+  for (const app of apps) await app.child.stop(10_000);
+  log('steady-state variants stopped (their Redis keys deleted)');
+
+  // 6. P3: refresh storm, per variant: 4 processes sharing one login, 50 concurrent calls each on an
+  //    access token that has expired. Refresh requests are counted at the provider.
+  const storms = [];
+  const stormVariants = VARIANTS.filter((v) => v.id !== 'pkg-aa');
+  const groups = [];
+  for (const v of stormVariants) {
+    const prefix = `${PREFIX}storm-${v.id}:`;
+    const procs = await Promise.all(
+      Array.from({ length: settings.stormProcesses }, (_, i) => startApp(`${v.id}-storm${i + 1}`, v, prefix)),
+    );
+    groups.push({ variant: v, procs, urls: procs.map((p) => p.info.url) });
+  }
+  log(`storm processes started: ${groups.length} x ${settings.stormProcesses}`);
+  // Warm each storm process with a long-lived login of its own group (so the storm does not measure JIT).
+  for (const g of groups) {
+    const warm = await checkedLogin(loadgen, g.urls[0]);
+    await Promise.all(
+      g.urls.map((url) => loadgen.request('load', { url: `${url}/p2`, cookie: warm.cookieHeader, connections: 8, amount: quick ? 300 : 1000 }, 60_000)),
+    );
+  }
+  for (let s = 1; s <= settings.storms; s++) {
+    // Log every group in with a short-lived access token, then wait until it has expired everywhere.
+    await provider.request('setAccessTokenTtl', { seconds: settings.stormTokenTtlSec });
+    const cookies = [];
+    try {
+      for (const g of groups) cookies.push((await checkedLogin(loadgen, g.urls[0])).cookieHeader);
+    } finally {
+      await provider.request('setAccessTokenTtl', { seconds: 3600 });
+    }
+    // expires_at is whole seconds: one more second plus a margin covers the rounding on every side.
+    await sleep((settings.stormTokenTtlSec + 1) * 1000 + 300);
+    for (const [i, g] of groups.entries()) {
+      await provider.request('reset');
+      const burst = await loadgen.request('storm', { urls: g.urls, path: '/p2', cookie: cookies[i], perInstance: settings.stormConcurrency }, 60_000);
+      const counters = await provider.request('reset');
+      // The same burst again, now that the token is fresh: what the storm costs without any refresh.
+      const control = await loadgen.request('storm', { urls: g.urls, path: '/p2', cookie: cookies[i], perInstance: settings.stormConcurrency }, 60_000);
+      const after = await provider.request('reset');
+      storms.push({
+        storm: s,
+        variant: g.variant.id,
+        refreshRequests: counters.tokenRequests,
+        refreshOk: counters.refreshGrants,
+        refreshErrors: counters.refreshErrors,
+        refreshMs: median(counters.refreshMs),
+        p50: burst.p50,
+        p99: burst.p99,
+        max: burst.max,
+        statuses: burst.statuses,
+        controlP99: control.p99,
+        controlStatuses: control.statuses,
+        controlRefreshRequests: after.tokenRequests,
+      });
+      log(
+        `storm ${s} ${g.variant.id}: ${counters.tokenRequests} refresh request(s) (${counters.refreshGrants} ok, ${counters.refreshErrors} rejected), p99 ${burst.p99.toFixed(1)} ms, statuses ${JSON.stringify(burst.statuses)}; control p99 ${control.p99.toFixed(1)} ms`,
+      );
+    }
+  }
+  for (const g of groups) await Promise.all(g.procs.map((p) => p.stop(10_000)));
+
+  // 7. Teardown, then the report.
+  await children.stopAll(5000);
+  const { leftover } = await sweepRedis();
+  if (leftover !== 0) log(`warning: ${leftover} Redis key(s) under ${PREFIX} were left by the apps (swept now)`);
+
+  const result = summarize({
+    started,
+    finished: new Date(),
+    samples,
+    logins,
+    storms,
+    memory,
+    apps,
+    redisVersion,
+    leftover,
+  });
+  const resultsDir = path.join(here, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const md = renderMarkdown(result);
+  writeFileSync(path.join(resultsDir, `${outName}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(path.join(resultsDir, `${outName}.md`), md);
+  writeFileSync(path.join(resultsDir, `${outName}.svg`), renderSvg(result));
+  process.stdout.write(`\n${md}\n`);
+  log(`wrote bench/results/${outName}.{md,json,svg} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  if (settings.profile) log(`CPU profiles in bench/results/tmp/profiles/ (summarize: node bench/profile-summary.js <file>)`);
+  await redis.quit().catch(() => {});
+}
+
+function summarize({ started, finished, samples, logins, storms, memory, apps, redisVersion, leftover }) {
+  const ids = VARIANTS.map((v) => v.id);
+  const rounds = [...new Set(samples.map((s) => s.round))];
+  const ratioSeries = (scenario, variant, against) =>
+    rounds
+      .map((round) => {
+        const a = samples.find((s) => s.round === round && s.scenario === scenario && s.variant === variant);
+        const b = samples.find((s) => s.round === round && s.scenario === scenario && s.variant === against);
+        return a && b ? a.rps / b.rps : NaN;
+      })
+      .filter(Number.isFinite);
+  const scenarioSummary = (scenario) => {
+    const out = {};
+    for (const id of ids) {
+      const mine = samples.filter((s) => s.scenario === scenario && s.variant === id);
+      const ratios = ratioSeries(scenario, id, 'baseline');
+      out[id] = {
+        rps: median(mine.map((s) => s.rps)),
+        p99: median(mine.map((s) => s.p99)),
+        p50: median(mine.map((s) => s.p50)),
+        failed: mine.reduce((a, s) => a + s.failed, 0),
+        ratio: median(ratios),
+        ratioMin: min(ratios),
+        ratioMax: max(ratios),
+      };
+    }
+    return out;
+  };
+  const P1 = scenarioSummary('P1');
+  const P2 = scenarioSummary('P2');
+  const pkgVsEocRedis = ratioSeries('P2', 'pkg', 'eoc-redis');
+  const aa = settings.aa
+    ? Object.fromEntries(
+        ['P1', 'P2'].map((sc) => {
+          const r = ratioSeries(sc, 'pkg-aa', 'pkg');
+          return [sc, { ratio: median(r), ratioMin: min(r), ratioMax: max(r) }];
+        }),
+      )
+    : undefined;
+
+  const P3 = {};
+  for (const id of ids.filter((i) => i !== 'pkg-aa')) {
+    const mine = storms.filter((s) => s.variant === id);
+    if (!mine.length) continue;
+    const ok = mine.map((s) => s.statuses['200'] ?? 0);
+    P3[id] = {
+      storms: mine.length,
+      requestsPerStorm: settings.stormProcesses * settings.stormConcurrency,
+      refreshRequests: mine.map((s) => s.refreshRequests),
+      refreshOk: mine.map((s) => s.refreshOk),
+      refreshErrors: mine.map((s) => s.refreshErrors),
+      ok200: ok,
+      p99: median(mine.map((s) => s.p99)),
+      p99Max: max(mine.map((s) => s.p99)),
+      refreshMs: median(mine.map((s) => s.refreshMs)),
+      controlP99: median(mine.map((s) => s.controlP99)),
+    };
+  }
+
+  const P4 = {};
+  const P5 = {};
+  for (const id of ids) {
+    const mine = logins.filter((l) => l.variant === id);
+    P4[id] = {
+      logins: mine.length,
+      totalMs: median(mine.map((l) => l.totalMs)),
+      appMs: median(mine.map((l) => l.appMs)),
+      providerMs: median(mine.map((l) => l.providerMs)),
+    };
+    const app = apps.find((a) => a.variant.id === id);
+    P5[id] = { cookieBytes: app.cookieBytes, cookieNames: app.cookieNames, peakRssMiB: memory[id].maxRssBytes / 2 ** 20 };
+  }
+
+  const pkgStorm = P3.pkg;
+  const targets = [
+    { id: 'P1', text: 'P1 req/s >= 0.97 x hand-written baseline', measured: `${P1.pkg.ratio.toFixed(3)}x (rounds ${P1.pkg.ratioMin.toFixed(3)}-${P1.pkg.ratioMax.toFixed(3)})`, met: P1.pkg.ratio >= 0.97 },
+    { id: 'P2a', text: 'P2 req/s >= 0.97 x hand-written baseline', measured: `${P2.pkg.ratio.toFixed(3)}x (rounds ${P2.pkg.ratioMin.toFixed(3)}-${P2.pkg.ratioMax.toFixed(3)})`, met: P2.pkg.ratio >= 0.97 },
+    {
+      id: 'P2b',
+      text: 'P2 req/s >= 1.0 x express-openid-connect with the Redis store',
+      measured: `${median(pkgVsEocRedis).toFixed(3)}x (rounds ${min(pkgVsEocRedis).toFixed(3)}-${max(pkgVsEocRedis).toFixed(3)})`,
+      met: median(pkgVsEocRedis) >= 1.0,
+    },
+    pkgStorm && {
+      id: 'P3a',
+      text: 'P3 exactly 1 refresh request per storm',
+      measured: `${pkgStorm.refreshRequests.join(', ')} (per storm)`,
+      met: pkgStorm.refreshRequests.every((n) => n === 1),
+    },
+    pkgStorm && {
+      id: 'P3b',
+      text: 'P3 storm p99 <= provider refresh latency + 20 ms',
+      measured: `p99 ${pkgStorm.p99.toFixed(1)} ms vs ${pkgStorm.refreshMs.toFixed(1)} + 20 ms (same burst with a fresh token: p99 ${pkgStorm.controlP99.toFixed(1)} ms)`,
+      met: pkgStorm.p99 <= pkgStorm.refreshMs + 20,
+    },
+    { id: 'P5', text: 'P5 session cookie <= 200 bytes', measured: `${P5.pkg.cookieBytes} bytes`, met: P5.pkg.cookieBytes <= 200 },
+    aa && {
+      id: 'AA',
+      text: 'A/A: package vs itself within +/-3 % (median of per-round ratios)',
+      measured: `P1 ${aa.P1.ratio.toFixed(3)}x (${aa.P1.ratioMin.toFixed(3)}-${aa.P1.ratioMax.toFixed(3)}), P2 ${aa.P2.ratio.toFixed(3)}x (${aa.P2.ratioMin.toFixed(3)}-${aa.P2.ratioMax.toFixed(3)})`,
+      met: Math.abs(aa.P1.ratio - 1) <= 0.03 && Math.abs(aa.P2.ratio - 1) <= 0.03,
+    },
+  ].filter(Boolean);
+
+  return {
+    meta: {
+      date: started.toISOString(),
+      durationSec: Math.round((finished - started) / 1000),
+      command: commandLine(),
+      machine: machineInfo(),
+      redis: redisVersion,
+      loadAverage: { max: max(loadSamples), median: median(loadSamples) },
+      versions: versions(),
+      settings,
+      redisKeysLeftByApps: leftover,
+    },
+    variants: VARIANTS.map(({ id, label, note }) => ({ id, label, note })),
+    summary: { P1, P2, P2vsEocRedis: { ratio: median(pkgVsEocRedis), ratioMin: min(pkgVsEocRedis), ratioMax: max(pkgVsEocRedis) }, P3, P4, P5, aa },
+    targets,
+    raw: { samples, logins, storms },
+  };
+}
+
+main().then(
+  () => {
+    clearTimeout(deadline);
+    clearInterval(loadTimer);
+  },
+  (err) => abort(err),
+);

@@ -118,6 +118,8 @@ export interface EnvOptions {
   /** Use this express-session store instead of connect-redis on the shared Redis. */
   sessionStore?: session.Store;
   redis?: Redis;
+  /** Another app instance over the same provider, API and stores (prefix) as an existing env. */
+  sharing?: TestEnv;
 }
 
 let envCounter = 0;
@@ -127,21 +129,24 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const provider = await startProvider({
-    redirectUris: [`${appUrl}/oauth/callback`],
-    postLogoutRedirectUris: [`${appUrl}/`],
-    ...options.provider,
-  });
-  const api = await startResourceServer(provider);
-  const redis = options.redis ?? (await connectRedis());
-  const prefix = `test:${process.pid}:${++envCounter}:${Date.now()}:`;
+  const shared = options.sharing;
+  const provider =
+    shared?.provider ??
+    (await startProvider({
+      redirectUris: [`${appUrl}/oauth/callback`],
+      postLogoutRedirectUris: [`${appUrl}/`],
+      ...options.provider,
+    }));
+  const api = shared?.api ?? (await startResourceServer(provider));
+  const redis = options.redis ?? shared?.redis ?? (await connectRedis());
+  const prefix = shared?.prefix ?? `test:${process.pid}:${++envCounter}:${Date.now()}:`;
   const tokenStore = options.tokenStore ?? new RedisTokenStore({ client: redis, prefix });
   const logger = new CapturedLogger();
   const oauthOptions: OAuthOptions = {
     issuer: provider.issuer,
     clientId: CLIENT_ID,
     clientSecret: CLIENT_SECRET,
-    redirectUri: `${appUrl}/oauth/callback`,
+    redirectUri: shared?.options.redirectUri ?? `${appUrl}/oauth/callback`,
     scope: ['openid', 'email', 'profile', 'offline_access'],
     apiBaseUrl: api.url,
     tokenStore,
@@ -241,6 +246,7 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
       auth.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      if (shared) return;
       await api.close();
       await provider.close();
       if (!options.redis) await redis.quit().catch(() => {});

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { TestBrowser } from '../helpers/browser.js';
+import { createEnv, type TestEnv } from '../helpers/env.js';
+import { RecordCipher } from '../../lib/crypto.js';
+import { CLIENT_ID } from '../helpers/provider.js';
+
+const KEY_A = 'rotation-key-A-0123456789-abcdefghijklmnopqrstuvwxyz';
+const KEY_B = 'rotation-key-B-9876543210-zyxwvutsrqponmlkjihgfedcba';
+
+let envA: TestEnv;
+const kidOf = (raw: string) => JSON.parse(Buffer.from(raw.split('.')[0]!, 'base64url').toString()).kid as string;
+const json = { accept: 'application/json' };
+
+beforeAll(async () => {
+  envA = await createEnv({ oauth: { encryptionKey: KEY_A } });
+});
+afterAll(async () => {
+  await envA?.close();
+});
+
+/** The same browser session, presented to another app instance that shares the stores. */
+function callOn(env: TestEnv, browser: TestBrowser, from: TestEnv, path = '/api/me') {
+  browser.cookies(env.appUrl).set('connect.sid', browser.cookies(from.appUrl).get('connect.sid')!);
+  return browser.request(`${env.appUrl}${path}`, { headers: json });
+}
+
+describe('F: encryption key rotation', () => {
+  it('F15: records under key A still work with [B, A], and are re-encrypted under B on the next write', async () => {
+    const { browser } = await envA.login();
+    const sid = envA.sid(browser);
+    const rawA = (await envA.rawRecord(sid))!;
+    const cipherA = new RecordCipher([KEY_A], { issuer: envA.provider.issuer, clientId: CLIENT_ID });
+    const cipherB = new RecordCipher([KEY_B], { issuer: envA.provider.issuer, clientId: CLIENT_ID });
+    expect(kidOf(rawA)).toBe(cipherA.currentKid);
+
+    const envBA = await createEnv({ sharing: envA, oauth: { encryptionKey: [KEY_B, KEY_A] } });
+    try {
+      expect((await callOn(envBA, browser, envA)).status).toBe(200);
+      // Reading does not rewrite; the next write (a refresh) does, under B.
+      expect(await envA.rawRecord(sid)).toBe(rawA);
+      const record = await cipherA.open(sid, rawA);
+      await envA.tokenStore.set(sid, await cipherA.seal(sid, { ...record, expires_at: Math.floor(Date.now() / 1000) - 5, updated_at: 0 }), 60_000);
+      expect((await callOn(envBA, browser, envA)).status).toBe(200);
+      const rawB = (await envA.rawRecord(sid))!;
+      expect(kidOf(rawB)).toBe(cipherB.currentKid);
+      expect((await cipherB.open(sid, rawB)).version).toBe(record.version + 1);
+    } finally {
+      await envBA.close();
+    }
+  });
+
+  it('F16: with [B] alone, records under A mean logged out (401, record deleted), never a 500', async () => {
+    const { browser } = await envA.login();
+    const sid = envA.sid(browser);
+    const envB = await createEnv({ sharing: envA, oauth: { encryptionKey: KEY_B } });
+    try {
+      const res = await callOn(envB, browser, envA);
+      expect(res.status).toBe(401);
+      expect(JSON.parse(res.body)).toEqual({ error: 'login_required' });
+      expect(await envA.rawRecord(sid)).toBeNull();
+      expect(envB.logger.lines.join('\n')).toContain('unknown key id');
+    } finally {
+      await envB.close();
+    }
+  });
+});

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { MemoryTokenStore, RedisTokenStore, type TokenStore } from '../../lib/index.js';
+import { RecordCipher, type TokenRecord } from '../../lib/crypto.js';
+import { TokenService } from '../../lib/tokens.js';
+import { connectRedis, type Redis } from '../helpers/env.js';
+
+let redis: Redis;
+beforeAll(async () => {
+  redis = await connectRedis();
+});
+afterAll(async () => {
+  await redis?.quit();
+});
+
+const stores: Array<[string, () => TokenStore]> = [
+  ['MemoryTokenStore', () => new MemoryTokenStore()],
+  ['RedisTokenStore', () => new RedisTokenStore({ client: redis, prefix: `test:stores:${process.pid}:${Math.random()}:` })],
+];
+
+describe.each(stores)('%s contract', (_name, make) => {
+  it('stores opaque values with a TTL, and get of a missing key is null', async () => {
+    const store = make();
+    expect(await store.get('s1')).toBeNull();
+    await store.set('s1', 'v1', 150);
+    expect(await store.get('s1')).toBe('v1');
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await store.get('s1')).toBeNull();
+  });
+
+  it('E19: compare-and-set rejects a stale writer and keeps the newer value', async () => {
+    const store = make();
+    await store.set('s', 'v1', 60_000);
+    expect(await store.replace('s', 'v1', 'v2', 60_000)).toBe(true);
+    // A slow writer that read v1 tries to write its result: refused.
+    expect(await store.replace('s', 'v1', 'stale', 60_000)).toBe(false);
+    expect(await store.get('s')).toBe('v2');
+    // A replace of a missing record writes nothing.
+    expect(await store.replace('missing', 'v1', 'x', 60_000)).toBe(false);
+    expect(await store.get('missing')).toBeNull();
+  });
+
+  it('deleteIf deletes only the expected value', async () => {
+    const store = make();
+    await store.set('s', 'v2', 60_000);
+    await store.deleteIf('s', 'v1');
+    expect(await store.get('s')).toBe('v2');
+    await store.deleteIf('s', 'v2');
+    expect(await store.get('s')).toBeNull();
+  });
+
+  it('the lock is exclusive, released only by its owner, and expires after its lease', async () => {
+    const store = make();
+    expect(await store.lock('s', 'a', 200)).toBe(true);
+    expect(await store.lock('s', 'b', 200)).toBe(false);
+    await store.unlock('s', 'b');
+    expect(await store.lock('s', 'b', 200)).toBe(false);
+    await store.unlock('s', 'a');
+    expect(await store.lock('s', 'b', 200)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await store.lock('s', 'c', 200)).toBe(true);
+  });
+});
+
+describe('TokenService compare-and-set', () => {
+  it('E20: a write based on an old version is rejected and the newer tokens remain', async () => {
+    const store = new RedisTokenStore({ client: redis, prefix: `test:cas:${process.pid}:` });
+    const cipher = new RecordCipher(['cas-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' });
+    const cfg = { tokenStore: store, storeTimeout: 1000, tokenTtl: 3600, httpTimeout: 1000, refreshLeeway: 60, logger: { warn() {}, error() {} } };
+    const service = new TokenService(cfg as never, cipher, {} as never, { emit() {} } as never);
+    const v1: TokenRecord = { version: 1, access_token: 'at1', token_type: 'bearer', updated_at: 1 };
+    const first = await service.write('sid', v1);
+    const newer = await service.replace('sid', first.raw, { ...v1, version: 2, access_token: 'at2' });
+    expect(newer).not.toBeNull();
+    const stale = await service.replace('sid', first.raw, { ...v1, version: 2, access_token: 'stale' });
+    expect(stale).toBeNull();
+    expect((await service.read('sid'))!.record.access_token).toBe('at2');
+  });
+});
+
+describe('MemoryTokenStore', () => {
+  it('warns when used with NODE_ENV=production', () => {
+    const saved = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'production';
+    const warn = jest.fn();
+    try {
+      new MemoryTokenStore({ warn });
+    } finally {
+      process.env.NODE_ENV = saved;
+    }
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining('MemoryTokenStore is in use with NODE_ENV=production'));
+  });
+});

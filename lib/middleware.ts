@@ -7,6 +7,7 @@ import { kBase, kInstance, renderOAuthError } from './error-handler.js';
 import type { OAuthEvents } from './events.js';
 import { withTimeout } from './http.js';
 import { Instance } from './instance.js';
+import { createCookieChecks } from './cookie-checks.js';
 import { handleCallback } from './routes/callback.js';
 import { handleLogin } from './routes/login.js';
 import { handleLogout } from './routes/logout.js';
@@ -116,6 +117,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   const cfg = resolveConfig(options);
   const instance = new Instance(cfg);
   const { paths } = cfg;
+  const checkCookies = createCookieChecks(cfg);
   // Start discovery now; failures are retried in the background and reported through the logger.
   instance.loadProvider().catch(() => {});
 
@@ -163,6 +165,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     }
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
+    checkCookies(req);
     if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
       res.setHeader('Allow', route.method === 'GET' ? 'GET, HEAD' : route.method);
       return renderOAuthError(instance, new OAuthError('method_not_allowed', 405, 'Method not allowed.'), req, res);

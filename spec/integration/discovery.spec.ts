@@ -122,3 +122,33 @@ describe('J: discovery', () => {
     expect(message).toMatch(/Mount express-session .* before app\.use\(oauth/);
   });
 });
+
+describe('G: cookie and proxy setup warnings (rule 10)', () => {
+  it('G14: SameSite=Strict, a non-HttpOnly cookie and https behind a proxy without trust proxy are each reported once', async () => {
+    const md = await metadataServer((path, issuer) => ({ status: 200, body: metadata(issuer) }));
+    cleanup.push(() => md.server.close());
+    const logger = new CapturedLogger();
+    const auth = oauth({
+      issuer: md.issuer,
+      clientId: 'c',
+      clientSecret: 's3cret-value',
+      redirectUri: 'http://localhost:3000/oauth/callback',
+      apiBaseUrl: 'http://localhost:4000',
+      tokenStore: new MemoryTokenStore(),
+      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+      logger,
+    });
+    cleanup.push(() => auth.close());
+    await auth.ready();
+    const app = express();
+    app.use(session({ secret: 'x', resave: false, saveUninitialized: false, cookie: { sameSite: 'strict', httpOnly: false } }));
+    app.use(auth);
+    await request(app).get('/oauth/login').set('X-Forwarded-Proto', 'https');
+    await request(app).get('/oauth/login').set('X-Forwarded-Proto', 'https');
+    const text = logger.lines.join('\n');
+    expect(logger.lines.filter((l) => l.includes("'trust proxy' is not set"))).toHaveLength(1);
+    expect(text).toContain('SameSite=Strict');
+    expect(text).toContain('not HttpOnly');
+    expect(logger.lines.filter((l) => l.includes('SameSite=Strict'))).toHaveLength(1);
+  });
+});

@@ -1,0 +1,103 @@
+// The client app: what a user of express-oauth-client writes. Sessions in express-session, tokens in the
+// package's token store, API calls through req.oauthClient.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import session from 'express-session';
+import { OAuthError, oauthErrorHandler, requireAuth } from 'express-oauth-client';
+import { errorPage, homePage, profilePage } from './pages.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** What the page may know about the access token: its lifetime, never the token. */
+function tokenSummary(info) {
+  if (!info) return null;
+  return {
+    expiresAt: info.expiresAt ? info.expiresAt.toISOString() : null,
+    scope: info.scope ?? null,
+    refreshable: info.refreshable,
+  };
+}
+
+/** A short, safe description of a failed API call (no headers, no body: they could hold anything). */
+function describeApiError(err) {
+  const status = err?.response?.status;
+  if (status) return `The API answered ${status}.`;
+  if (err?.code === 'ECONNABORTED' || err?.code === 'ETIMEDOUT') return 'The API did not answer in time.';
+  return 'The API could not be reached.';
+}
+
+/**
+ * Builds the Express app around an `oauth()` middleware.
+ * @param {{ auth: import('express-oauth-client').OAuthMiddleware, sessionStore: import('express-session').Store,
+ *   sessionSecret: string, secureCookies: boolean, apiPath: string, providerName: string, log: (line: string) => void }} options
+ */
+export function createApp({ auth, sessionStore, sessionSecret, secureCookies, apiPath, providerName, log }) {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((_req, res, next) => {
+    res.set({
+      'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    });
+    next();
+  });
+  app.use('/static', express.static(path.join(here, 'public'), { index: false, maxAge: 0 }));
+
+  app.use(
+    session({
+      store: sessionStore,
+      secret: sessionSecret,
+      resave: false,
+      saveUninitialized: false,
+      cookie: { httpOnly: true, sameSite: 'lax', secure: secureCookies, path: '/' },
+    }),
+  );
+  app.use(auth);
+
+  app.get('/', (req, res) => {
+    res.type('html').send(homePage({ user: req.oauth.isAuthenticated ? (req.oauth.user ?? {}) : undefined, providerName }));
+  });
+
+  app.get('/profile', requireAuth(), async (req, res, next) => {
+    let api;
+    let apiError;
+    try {
+      api = (await req.oauthClient.get(apiPath)).data;
+    } catch (err) {
+      // Login problems (login_required, store down) go to oauthErrorHandler; an API fault is shown here.
+      if (err instanceof OAuthError) return next(err);
+      apiError = describeApiError(err);
+      log(`API call failed: ${apiError}`);
+    }
+    const tokenInfo = await req.oauth.tokenInfo();
+    res.set('Cache-Control', 'no-store').type('html').send(profilePage({ user: req.oauth.user, tokenInfo, api, apiError }));
+  });
+
+  // The page's button: the same API call, as JSON. The access token is refreshed first when it has expired.
+  app.get('/api/data', requireAuth(), async (req, res, next) => {
+    try {
+      const before = await req.oauth.tokenInfo();
+      const api = (await req.oauthClient.get(apiPath)).data;
+      const after = await req.oauth.tokenInfo();
+      const refreshed = before?.expiresAt?.getTime() !== after?.expiresAt?.getTime();
+      res.set('Cache-Control', 'no-store').json({ api, token: tokenSummary(after), refreshed });
+    } catch (err) {
+      if (err instanceof OAuthError) return next(err);
+      log(`API call failed: ${describeApiError(err)}`);
+      res.status(502).json({ error: 'api_unavailable', message: describeApiError(err) });
+    }
+  });
+
+  // Renders the package's errors: login_required redirects pages to login and gives JSON callers a 401.
+  app.use(oauthErrorHandler());
+  app.use((err, req, res, _next) => {
+    log(`unexpected error on ${req.method} ${req.path}: ${err?.name ?? 'Error'}`);
+    if (res.headersSent) return;
+    res.status(500);
+    if (req.get('x-requested-with')) return void res.json({ error: 'internal_error' });
+    res.type('html').send(errorPage({ title: 'Something went wrong', message: 'Please try again.' }));
+  });
+  return app;
+}

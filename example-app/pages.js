@@ -1,0 +1,93 @@
+// Server-rendered pages of the example. Every value that did not come from this file goes through `esc`.
+
+const ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => ENTITIES[c]);
+
+function layout({ title, body, user }) {
+  const nav = user
+    ? `<nav><a href="/profile">Profile</a>
+        <form method="post" action="/oauth/logout" class="inline"><button type="submit" class="link">Log out</button></form></nav>`
+    : '';
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)} · express-oauth-client example</title>
+<link rel="stylesheet" href="/static/style.css">
+</head>
+<body>
+<header><a class="brand" href="/">express-oauth-client <span>example</span></a>${nav}</header>
+<main>
+${body}
+</main>
+<footer>Tokens stay on the server: the browser holds only an HttpOnly session cookie.</footer>
+</body>
+</html>`;
+}
+
+/** A definition list of an object's fields; nested values are shown as compact JSON. */
+export function fields(obj, attrs = '') {
+  const rows = Object.entries(obj ?? {})
+    .slice(0, 20)
+    .map(([k, v]) => {
+      const text = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
+      return `<dt>${esc(k)}</dt><dd data-key="${esc(k)}">${esc(text)}</dd>`;
+    })
+    .join('');
+  return `<dl class="fields"${attrs}>${rows || '<dt>(empty)</dt><dd></dd>'}</dl>`;
+}
+
+export function homePage({ user, providerName }) {
+  const body = user
+    ? `<section class="card hero">
+  <h1>Welcome back${user.name ? `, ${esc(user.name)}` : ''}</h1>
+  <p>You are logged in. Your profile page shows data fetched from the API with your access token.</p>
+  <p><a class="button" href="/profile">Open your profile</a></p>
+</section>`
+    : `<section class="card hero">
+  <h1>Sign in with ${esc(providerName)}</h1>
+  <p>This app is a confidential OAuth 2.0 client. After you log in, it keeps your tokens encrypted on the
+  server and calls the API for you; the browser never sees them.</p>
+  <p><a class="button" href="/oauth/login?returnTo=%2Fprofile">Log in</a></p>
+</section>`;
+  return layout({ title: 'Home', body, user });
+}
+
+export function profilePage({ user, tokenInfo, api, apiError }) {
+  const expires = tokenInfo?.expiresAt ? tokenInfo.expiresAt.toISOString() : '';
+  const identity = Object.keys(user ?? {}).length ? fields(user) : '<p class="muted">This provider sent no identity claims (no ID token): see the API data below.</p>';
+  const apiBlock = api !== undefined ? fields(api, ' id="api-data"') : `<dl class="fields" id="api-data"></dl>`;
+  const body = `<h1>Your profile</h1>
+<div class="grid">
+<section class="card">
+  <h2>Who you are</h2>
+  <p class="muted">Identity claims kept in the session at login (never tokens).</p>
+  ${identity}
+</section>
+<section class="card">
+  <h2>Access token</h2>
+  <p class="muted">Held server-side, encrypted. Only its lifetime is shown here.</p>
+  <dl class="fields">
+    <dt>Expires</dt><dd><span id="expires" data-expires-at="${esc(expires)}" data-state="unknown">${expires ? esc(expires) : 'no expiry given by the provider'}</span></dd>
+    <dt>Scope</dt><dd>${esc(tokenInfo?.scope ?? '(not stated)')}</dd>
+    <dt>Refresh token</dt><dd>${tokenInfo?.refreshable ? 'held (refreshes automatically)' : 'none'}</dd>
+  </dl>
+</section>
+<section class="card wide">
+  <h2>Data from the API</h2>
+  <p class="muted">Fetched on the server through <code>req.oauthClient</code>. The button calls it again through a small JSON route;
+  when the access token has expired, it is refreshed first.</p>
+  ${apiError ? `<p class="error" id="api-error">${esc(apiError)}</p>` : ''}
+  ${apiBlock}
+  <p><button type="button" id="call-api" class="button">Call the API again</button>
+  <span id="api-status" role="status" aria-live="polite"></span></p>
+</section>
+</div>
+<script src="/static/profile.js" defer></script>`;
+  return layout({ title: 'Profile', body, user: user ?? {} });
+}
+
+export function errorPage({ title, message, user }) {
+  return layout({ title, body: `<section class="card"><h1>${esc(title)}</h1><p>${esc(message)}</p><p><a href="/">Back to the home page</a></p></section>`, user });
+}

@@ -1,0 +1,41 @@
+/** Options of {@link startExample}; each overrides the matching environment variable. */
+export interface StartExampleOptions {
+  /** Client app port (PORT, default 3000; 0 picks a free port). */
+  port?: number;
+  /** Local provider port (PROVIDER_PORT, default 3001). */
+  providerPort?: number;
+  /** Local API port (API_PORT, default 3002). */
+  apiPort?: number;
+  /** Local access token lifetime in seconds (ACCESS_TOKEN_TTL, default 60). */
+  accessTokenTtl?: number;
+  /** Redis URL (REDIS_URL, default redis://127.0.0.1:6379). */
+  redisUrl?: string;
+  /** Collect output in `logs` instead of printing it. */
+  quiet?: boolean;
+  /** Environment to read instead of process.env. */
+  env?: Record<string, string | undefined>;
+}
+
+export interface RunningExample {
+  /** Where the client app is served (open this). */
+  appUrl: string;
+  /** The local provider's issuer (local mode only). */
+  providerUrl: string | undefined;
+  /** The local API's base URL (local mode only). */
+  apiUrl: string | undefined;
+  /** Which stores are in use. */
+  storage: 'redis' | 'memory';
+  /** Counts of the package's events. */
+  stats: { logins: number; refreshes: number; refreshFailures: number; logouts: number };
+  /** Every token the local provider issued (local mode only). */
+  issued: { access: Set<string>; refresh: Set<string>; id: Set<string> };
+  /** The local client's secret (local mode only). */
+  clientSecret: string | undefined;
+  /** Every line the example printed (or would have, when quiet). */
+  logs: string[];
+  /** Stops everything the example started. */
+  close(): Promise<void>;
+}
+
+/** Starts the local provider and API (unless PROVIDER or ISSUER is set) and the client app. */
+export function startExample(options?: StartExampleOptions): Promise<RunningExample>;

@@ -1,0 +1,265 @@
+// `npm run example`: a local identity provider, a resource API and the client app, in one process.
+// Every setting can be overridden from the environment (see README): set PROVIDER (github, google,
+// microsoft, gitlab, nylas) or ISSUER to use a real provider instead of the local one.
+import './provider-notices.js';
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import session from 'express-session';
+import { RedisStore } from 'connect-redis';
+import { createClient } from 'redis';
+import { MemoryTokenStore, RedisTokenStore, oauth, providers } from 'express-oauth-client';
+import { createApp } from './app.js';
+import { closeServer, listen, startLocalProvider, startResourceApi } from './local-provider.js';
+
+/** Defaults for the API path each preset's token is meant for (overridable with API_PATH). */
+const PRESET_API_PATHS = {
+  github: '/user',
+  google: '/oauth2/v3/userinfo',
+  microsoft: '/me',
+  gitlab: '/user',
+  nylas: '/v3/grants/me',
+};
+
+const PRESET_NAMES = { github: 'GitHub', google: 'Google', microsoft: 'Microsoft', gitlab: 'GitLab', nylas: 'Nylas' };
+
+function numberFrom(value, name, fallback) {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number (got ${JSON.stringify(value)}).`);
+  return n;
+}
+
+/** A random secret for this run only (sessions and token records then do not survive a restart). */
+const ephemeral = () => randomBytes(32).toString('base64url');
+
+/**
+ * Connects to Redis within about a second, or returns undefined. Once connected, the client reconnects
+ * on its own; commands fail fast while it is down instead of queueing.
+ */
+async function connectRedis(url, log) {
+  let connected = false;
+  let warned = false;
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: 1000,
+      reconnectStrategy: (retries) => (connected ? Math.min(100 * 2 ** retries, 3000) : false),
+    },
+  });
+  client.on('error', (err) => {
+    if (connected && !warned) {
+      warned = true;
+      log(`Redis connection problem (${err?.code ?? err?.message ?? 'error'}); retrying in the background.`);
+    }
+  });
+  client.on('ready', () => {
+    warned = false;
+  });
+  let timer;
+  try {
+    await Promise.race([
+      client.connect().then(() => client.ping()),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), 1200);
+      }),
+    ]);
+    connected = true;
+    return client;
+  } catch {
+    client.destroy?.();
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Starts the example. Options override the environment; the environment overrides the defaults.
+ *
+ * @param {object} [options]
+ * @param {number} [options.port] client app port (PORT, default 3000; 0 picks a free port)
+ * @param {number} [options.providerPort] local provider port (PROVIDER_PORT, default 3001)
+ * @param {number} [options.apiPort] local API port (API_PORT, default 3002)
+ * @param {number} [options.accessTokenTtl] local access token lifetime in seconds (ACCESS_TOKEN_TTL, default 60)
+ * @param {string} [options.redisUrl] Redis URL (REDIS_URL, default redis://127.0.0.1:6379)
+ * @param {boolean} [options.quiet] collect output in `logs` instead of printing it
+ * @param {Record<string, string | undefined>} [options.env] environment to read (default process.env)
+ */
+export async function startExample(options = {}) {
+  const env = options.env ?? process.env;
+  const logs = [];
+  const log = (line) => {
+    logs.push(line);
+    if (!options.quiet) console.log(line);
+  };
+  const stats = { logins: 0, refreshes: 0, refreshFailures: 0, logouts: 0 };
+  const issued = { access: new Set(), refresh: new Set(), id: new Set() };
+  const closers = [];
+  const close = async () => {
+    while (closers.length) await closers.pop()().catch(() => {});
+  };
+
+  try {
+    const port = options.port ?? numberFrom(env.PORT, 'PORT', 3000);
+    const presetName = env.PROVIDER?.toLowerCase();
+    if (presetName && !(presetName in providers)) {
+      throw new Error(`PROVIDER must be one of ${Object.keys(providers).join(', ')} (got ${JSON.stringify(env.PROVIDER)}).`);
+    }
+    const local = !presetName && !env.ISSUER;
+
+    // The client app's server is bound first: its URL is part of the provider's client registration.
+    const appServer = http.createServer();
+    const appPort = await listen(appServer, port);
+    closers.push(() => closeServer(appServer));
+    const appUrl = (env.APP_URL ?? `http://localhost:${appPort}`).replace(/\/+$/, '');
+    const redirectUri = `${appUrl}/oauth/callback`;
+
+    let providerOptions;
+    let apiPath = env.API_PATH;
+    let providerName;
+    let localUrls;
+    if (local) {
+      const client = { id: env.CLIENT_ID ?? 'example-app', secret: env.CLIENT_SECRET ?? ephemeral(), redirectUri, postLogoutRedirectUri: `${appUrl}/` };
+      const apiClient = { id: 'example-api', secret: ephemeral() };
+      const accessTokenTtl = options.accessTokenTtl ?? numberFrom(env.ACCESS_TOKEN_TTL, 'ACCESS_TOKEN_TTL', 60);
+      const op = await startLocalProvider({
+        port: options.providerPort ?? numberFrom(env.PROVIDER_PORT, 'PROVIDER_PORT', 3001),
+        accessTokenTtl,
+        client,
+        apiClient,
+        onTokens: ({ access_token, refresh_token, id_token }) => {
+          if (access_token) issued.access.add(access_token);
+          if (refresh_token) issued.refresh.add(refresh_token);
+          if (id_token) issued.id.add(id_token);
+        },
+      });
+      closers.push(op.close);
+      const api = await startResourceApi({
+        port: options.apiPort ?? numberFrom(env.API_PORT, 'API_PORT', 3002),
+        issuer: op.issuer,
+        apiClient,
+        exampleClientId: client.id,
+      });
+      closers.push(api.close);
+      providerOptions = {
+        issuer: op.issuer,
+        clientId: client.id,
+        clientSecret: client.secret,
+        scope: env.SCOPE ?? 'openid profile email',
+        apiBaseUrl: api.url,
+      };
+      apiPath ??= '/me';
+      providerName = 'the local identity provider';
+      localUrls = { providerUrl: op.issuer, apiUrl: api.url, clientSecret: client.secret };
+    } else {
+      if (!env.CLIENT_ID || !env.CLIENT_SECRET) {
+        throw new Error(`Set CLIENT_ID and CLIENT_SECRET of the app you registered at ${presetName ?? env.ISSUER} (redirect URI ${redirectUri}).`);
+      }
+      const creds = { clientId: env.CLIENT_ID, clientSecret: env.CLIENT_SECRET };
+      if (presetName) {
+        const extra = presetName === 'microsoft' ? { tenant: env.TENANT ?? '' } : presetName === 'nylas' && env.NYLAS_REGION ? { region: env.NYLAS_REGION } : {};
+        providerOptions = providers[presetName]({ ...creds, ...extra });
+        apiPath ??= PRESET_API_PATHS[presetName];
+        providerName = PRESET_NAMES[presetName];
+      } else {
+        if (!env.API_BASE_URL || !env.API_PATH) {
+          throw new Error('With ISSUER, also set API_BASE_URL and API_PATH: the API your access tokens are for (e.g. the userinfo endpoint).');
+        }
+        providerOptions = { issuer: env.ISSUER, ...creds };
+        providerName = new URL(env.ISSUER).host;
+      }
+      if (env.SCOPE) providerOptions.scope = env.SCOPE;
+      if (env.API_BASE_URL) providerOptions.apiBaseUrl = env.API_BASE_URL;
+    }
+
+    // Redis when it answers; the memory stores otherwise.
+    const redisUrl = options.redisUrl ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    const redis = await connectRedis(redisUrl, log);
+    let sessionStore;
+    let tokenStore;
+    if (redis) {
+      closers.push(() => redis.close());
+      sessionStore = new RedisStore({ client: redis, prefix: 'example:sess:' });
+      tokenStore = new RedisTokenStore({ client: redis, prefix: 'example:oauth:' });
+    } else {
+      log(`No Redis at ${new URL(redisUrl).host}: using in-memory session and token stores (logins are lost on restart).`);
+      sessionStore = new session.MemoryStore();
+      tokenStore = new MemoryTokenStore();
+    }
+
+    const encryptionKey = env.TOKEN_KEY ?? ephemeral();
+    const auth = oauth({
+      ...providerOptions,
+      redirectUri,
+      postLogoutRedirectUri: `${appUrl}/`,
+      tokenStore,
+      encryptionKey,
+      logger: {
+        warn: (message) => log(`express-oauth-client: ${message}`),
+        error: (message) => log(`express-oauth-client: ${message}`),
+      },
+    });
+    closers.push(async () => auth.close());
+    auth.events.on('login', () => stats.logins++);
+    auth.events.on('refresh', () => stats.refreshes++);
+    auth.events.on('refresh_failed', () => stats.refreshFailures++);
+    auth.events.on('logout', () => stats.logouts++);
+    await auth.ready();
+
+    const app = createApp({
+      auth,
+      sessionStore,
+      sessionSecret: env.SESSION_SECRET ?? ephemeral(),
+      secureCookies: appUrl.startsWith('https:'),
+      apiPath,
+      providerName,
+      log,
+    });
+    appServer.on('request', app);
+
+    log(`Example app: open ${appUrl}/`);
+    if (local) log(`Local identity provider at ${localUrls.providerUrl} (log in with any name and password), API at ${localUrls.apiUrl}.`);
+
+    return {
+      appUrl,
+      providerUrl: localUrls?.providerUrl,
+      apiUrl: localUrls?.apiUrl,
+      /** The stores in use: 'redis' or 'memory'. */
+      storage: redis ? 'redis' : 'memory',
+      /** Counts of the package's events. */
+      stats,
+      /** Every token the local provider issued (local mode only), for the test that checks none reaches the browser. */
+      issued,
+      /** The local client's secret (local mode only), for the same check. */
+      clientSecret: localUrls?.clientSecret,
+      logs,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+// Run directly (`node example-app/start.js`): start, print, stop on Ctrl-C.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    const example = await startExample();
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return process.exit(1);
+      stopping = true;
+      console.log('\nStopping…');
+      await example.close();
+      process.exit(0);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  } catch (err) {
+    console.error(`Could not start the example: ${err?.message ?? err}`);
+    if (err?.code === 'EADDRINUSE') console.error('A port is in use: set PORT, PROVIDER_PORT and API_PORT to free ones.');
+    process.exit(1);
+  }
+}

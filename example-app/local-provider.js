@@ -118,14 +118,14 @@ export async function startLocalProvider({ port, accessTokenTtl, client, apiClie
 async function logoutSource(ctx, form) {
   ctx.body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign out of the local provider</title>
+<title>Sign out of the local identity provider</title>
 <style>
 body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1f2330;display:grid;place-items:center;min-height:100vh;margin:0}
 .card{background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:2rem;max-width:22rem;text-align:center}
 button{font:inherit;border:0;border-radius:8px;padding:.6rem 1rem;margin:.25rem;cursor:pointer;background:#e6e8ee}
 button[value=yes]{background:#3451b2;color:#fff}
 </style></head>
-<body><div class="card"><h1>Sign out?</h1><p>Also end your session at the local identity provider.</p>
+<body><div class="card"><h1>Sign out here too?</h1><p>You are logged out of the example app. Also end your session at the local identity provider?</p>
 ${form}
 <button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
 <button type="submit" form="op.logoutForm">No, stay signed in</button>

@@ -193,7 +193,7 @@ export const providers = {
    *
    * Docs: https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow,
    * https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc,
-   * https://learn.microsoft.com/en-us/entra/identity-platform/access-tokens#validate-the-issuer
+   * https://learn.microsoft.com/en-us/entra/identity-platform/id-token-claims-reference
    */
   microsoft(opts: MicrosoftOptions): ProviderPreset {
     const creds = credentials('microsoft', opts);

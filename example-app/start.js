@@ -148,7 +148,7 @@ export async function startExample(options = {}) {
         clientId: client.id,
         clientSecret: client.secret,
         scope: env.SCOPE ?? 'openid profile email',
-        apiBaseUrl: api.url,
+        apiBaseUrl: env.API_BASE_URL ?? api.url,
       };
       apiPath ??= '/me';
       providerName = 'the local identity provider';
@@ -196,9 +196,10 @@ export async function startExample(options = {}) {
       postLogoutRedirectUri: `${appUrl}/`,
       tokenStore,
       encryptionKey,
+      // The package's log lines never hold a token, a code or the secret; print them with their details.
       logger: {
-        warn: (message) => log(`express-oauth-client: ${message}`),
-        error: (message) => log(`express-oauth-client: ${message}`),
+        warn: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
+        error: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
       },
     });
     closers.push(async () => auth.close());

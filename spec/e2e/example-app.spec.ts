@@ -156,14 +156,14 @@ describe('example app in a real browser (Chromium)', () => {
     const browserSide = [...pages, JSON.stringify(cookies), storage];
     const secrets = [...access, ...refresh, example.clientSecret!];
     for (const secret of secrets) {
-      for (const text of [...browserSide, ...traffic.text]) expect(text.includes(secret)).toBe(false);
+      for (const text of [...browserSide, ...traffic.text, ...example.logs]) expect(text.includes(secret)).toBe(false);
     }
     // The ID token does pass through the browser, by design of OpenID Connect RP-initiated logout: as the
     // `id_token_hint` of the app's redirect to the provider's end-session endpoint, and from there only
     // within the provider's own pages. Never in the app's pages, cookies, storage or other responses.
     const urlOf = (t: string) => t.split('\n')[0]!.split(' ')[2]!;
     for (const idToken of id) {
-      for (const text of browserSide) expect(text.includes(idToken)).toBe(false);
+      for (const text of [...browserSide, ...example.logs]) expect(text.includes(idToken)).toBe(false);
       const unexpected = traffic.text
         .filter((t) => t.includes(idToken))
         .filter((t) => !t.startsWith(`RESPONSE 302 ${appUrl}/oauth/logout`) && !urlOf(t).startsWith(`${providerUrl}/session/end`))

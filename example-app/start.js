@@ -104,7 +104,7 @@ export async function startExample(options = {}) {
   try {
     const port = options.port ?? numberFrom(env.PORT, 'PORT', 3000);
     const presetName = env.PROVIDER?.toLowerCase();
-    if (presetName && !(presetName in providers)) {
+    if (presetName && !Object.hasOwn(providers, presetName)) {
       throw new Error(`PROVIDER must be one of ${Object.keys(providers).join(', ')} (got ${JSON.stringify(env.PROVIDER)}).`);
     }
     const local = !presetName && !env.ISSUER;

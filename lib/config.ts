@@ -28,6 +28,7 @@ const OPTION_KEYS: KeysEnum<OAuthOptions> = {
   refreshLeeway: true,
   tokenTtl: true,
   storeTimeout: true,
+  tokenCacheMs: true,
   sessionCookieName: true,
   postLogoutRedirectUri: true,
   accessDeniedRedirect: true,
@@ -84,6 +85,7 @@ export interface ResolvedConfig {
   refreshLeeway: number;
   tokenTtl: number;
   storeTimeout: number;
+  tokenCacheMs: number;
   sessionCookieName: string;
   postLogoutRedirectUri: string | undefined;
   accessDeniedRedirect: string | undefined;
@@ -148,10 +150,11 @@ function parseUrlOption(name: string, value: unknown, allowInsecureHttp: boolean
   return url;
 }
 
-function positiveNumber(name: string, value: unknown, fallback: number, { integer = false, min = 0 } = {}): number {
+function positiveNumber(name: string, value: unknown, fallback: number, { integer = false, min = 0, max = Infinity } = {}): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-    fail(`\`${name}\` must be a ${integer ? 'whole ' : ''}number >= ${min} (got ${JSON.stringify(value)}).`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    const range = max === Infinity ? `>= ${min}` : `from ${min} to ${max}`;
+    fail(`\`${name}\` must be a ${integer ? 'whole ' : ''}number ${range} (got ${JSON.stringify(value)}).`);
   }
   return value;
 }
@@ -327,6 +330,7 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
     refreshLeeway: positiveNumber('refreshLeeway', options.refreshLeeway, 60),
     tokenTtl: positiveNumber('tokenTtl', options.tokenTtl, 14 * 24 * 3600, { min: 60 }),
     storeTimeout: positiveNumber('storeTimeout', options.storeTimeout, 2000, { min: 1 }),
+    tokenCacheMs: positiveNumber('tokenCacheMs', options.tokenCacheMs, 2000, { max: 60_000 }),
     sessionCookieName: cookieName,
     postLogoutRedirectUri: postLogout,
     accessDeniedRedirect: accessDenied,

@@ -1,4 +1,4 @@
-import { createHash, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes, webcrypto } from 'node:crypto';
 import { FlattenedEncrypt, flattenedDecrypt } from 'jose';
 
 /** What a token record holds once decrypted. Never leaves the server. */
@@ -24,7 +24,8 @@ const SALT = Buffer.from('express-oauth-client/token-record/v1');
 
 interface DerivedKey {
   kid: string;
-  key: KeyObject;
+  /** A non-extractable WebCrypto key: jose uses it directly (half the cost of converting a KeyObject per call). */
+  key: Promise<webcrypto.CryptoKey>;
 }
 
 /** Raised for any record that cannot be opened: tampered, truncated, moved, unknown key, other algorithm. */
@@ -55,7 +56,8 @@ export class RecordCipher {
       const ikm = Buffer.from(secret, 'utf8');
       const key = Buffer.from(hkdfSync('sha256', ikm, SALT, 'A256GCM token record key', 32));
       const kid = b64u(Buffer.from(hkdfSync('sha256', ikm, SALT, 'token record key id', 9)));
-      return { kid, key: createSecretKey(key) };
+      const imported = webcrypto.subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt', 'decrypt']);
+      return { kid, key: imported };
     });
     this.current = keys[0]!;
     this.byKid = new Map(keys.map((k) => [k.kid, k]));
@@ -76,7 +78,7 @@ export class RecordCipher {
     const jwe = await new FlattenedEncrypt(Buffer.from(JSON.stringify(record), 'utf8'))
       .setProtectedHeader({ alg: ALG, enc: ENC, kid: this.current.kid })
       .setAdditionalAuthenticatedData(this.aad(sid))
-      .encrypt(this.current.key);
+      .encrypt(await this.current.key);
     return `${jwe.protected}..${jwe.iv}.${jwe.ciphertext}.${jwe.tag}`;
   }
 
@@ -102,7 +104,7 @@ export class RecordCipher {
     try {
       ({ plaintext } = await flattenedDecrypt(
         { protected: protectedHeader, iv, ciphertext, tag, aad: b64u(this.aad(sid)) },
-        key.key,
+        await key.key,
         { keyManagementAlgorithms: [ALG], contentEncryptionAlgorithms: [ENC] },
       ));
     } catch {

@@ -58,7 +58,7 @@ class RequestTokens {
   }
 
   async record(): Promise<LoadedRecord | null> {
-    this.loaded ??= this.instance.tokens.read(this.sid);
+    this.loaded ??= this.instance.tokens.readCached(this.sid);
     return this.loaded;
   }
 

@@ -18,6 +18,7 @@ export interface AccessTokenOptions {
   rejected?: string;
 }
 
+const MAX_CACHE = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -30,6 +31,8 @@ export const sessionTag = (sid: string) => sha256(sid).slice(0, 16);
  */
 export class TokenService {
   private readonly inflight = new Map<string, Promise<LoadedRecord>>();
+  /** Short-lived decrypted records by session id (see `tokenCacheMs`); refreshed and cleared by this process's own writes. */
+  private readonly cache = new Map<string, { loaded: LoadedRecord; until: number }>();
   private readonly lease: number;
   private readonly waitLimit: number;
 
@@ -58,7 +61,33 @@ export class TokenService {
     });
   }
 
-  /** Reads and opens a session's record; an unreadable one is deleted and reads as none. */
+  private remember(sid: string, loaded: LoadedRecord | null): void {
+    const ms = this.cfg.tokenCacheMs;
+    if (ms <= 0) return;
+    this.cache.delete(sid);
+    if (!loaded) return;
+    this.cache.set(sid, { loaded, until: Date.now() + ms });
+    if (this.cache.size > MAX_CACHE) this.cache.delete(this.cache.keys().next().value!);
+  }
+
+  /** Forgets what this process cached about a session (logout, login, end of login). */
+  forget(sid: string): void {
+    this.cache.delete(sid);
+  }
+
+  /**
+   * The record for a request: from the in-process cache while it is younger than `tokenCacheMs`,
+   * otherwise one store read and a decrypt.
+   */
+  async readCached(sid: string): Promise<LoadedRecord | null> {
+    const hit = this.cache.get(sid);
+    if (hit && hit.until > Date.now()) return hit.loaded;
+    const loaded = await this.read(sid);
+    this.remember(sid, loaded);
+    return loaded;
+  }
+
+  /** Reads and opens a session's record from the store; an unreadable one is deleted and reads as none. */
   async read(sid: string): Promise<LoadedRecord | null> {
     const raw = await this.bounded('read', () => this.cfg.tokenStore.get(sid));
     if (raw === null || raw === undefined) return null;
@@ -104,6 +133,7 @@ export class TokenService {
 
   /** Writes a fresh record unconditionally (login). */
   async write(sid: string, record: TokenRecord): Promise<LoadedRecord> {
+    this.forget(sid);
     const raw = await this.cipher.seal(sid, record);
     await this.bounded('write', () => this.cfg.tokenStore.set(sid, raw, this.ttlMs(record)));
     return { raw, record };
@@ -117,6 +147,7 @@ export class TokenService {
   }
 
   async remove(sid: string): Promise<void> {
+    this.forget(sid);
     await this.bounded('delete', () => this.cfg.tokenStore.delete(sid));
   }
 
@@ -150,6 +181,7 @@ export class TokenService {
     if (!record.refresh_token) {
       // Nothing to refresh with: use it while it lasts; once expired or rejected, the login is over.
       if (rejected === undefined && !this.isExpired(record)) return loaded;
+      this.forget(sid);
       await this.bounded('delete', () => this.cfg.tokenStore.deleteIf(sid, loaded.raw)).catch(() => {});
       throw new LoginRequiredError(rejected === undefined ? 'The access token expired and cannot be refreshed.' : 'The API rejected the access token.');
     }
@@ -160,7 +192,18 @@ export class TokenService {
     const key = `${sid}\u0000${rejected ?? ''}`;
     let flight = this.inflight.get(key);
     if (!flight) {
-      flight = this.refreshLocked(config, sid, loaded, rejected).finally(() => this.inflight.delete(key));
+      flight = this.refreshLocked(config, sid, loaded, rejected)
+        .then(
+          (fresh) => {
+            this.remember(sid, fresh);
+            return fresh;
+          },
+          (err: unknown) => {
+            if (err instanceof LoginRequiredError) this.forget(sid);
+            throw err;
+          },
+        )
+        .finally(() => this.inflight.delete(key));
       this.inflight.set(key, flight);
     }
     return flight;

@@ -73,6 +73,13 @@ export interface OAuthOptions {
   tokenTtl?: number;
   /** Bound on every token-store and session-store operation, in ms. Default 2000. */
   storeTimeout?: number;
+  /**
+   * How long, in ms, a process may reuse a token record it decrypted, before reading the store again.
+   * Saves a Redis read and a decrypt on most API calls; this process's own refreshes and logouts update
+   * it at once, another instance's refresh is seen within this time (a rejected token is re-read at once).
+   * `0` disables it. Default 2000, at most 60000.
+   */
+  tokenCacheMs?: number;
   /** Name of the express-session cookie, cleared at logout. Default `connect.sid`. */
   sessionCookieName?: string;
   /** Where the browser goes after logout when the provider has no end-session endpoint, or a relative path. Default `/`. */

@@ -17,6 +17,7 @@ beforeAll(async () => {
   await client.connect();
   env = await createEnv({
     tokenStore: new RedisTokenStore({ client, prefix }),
+    oauth: { tokenCacheMs: 0 }, // every call goes to the cluster
     sessionStore: new RedisStore({ client, prefix: `${prefix}sess:` }),
   });
 }, 60000);

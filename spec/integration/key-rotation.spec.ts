@@ -33,7 +33,8 @@ describe('F: encryption key rotation', () => {
     const cipherB = new RecordCipher([KEY_B], { issuer: envA.provider.issuer, clientId: CLIENT_ID });
     expect(kidOf(rawA)).toBe(cipherA.currentKid);
 
-    const envBA = await createEnv({ sharing: envA, oauth: { encryptionKey: [KEY_B, KEY_A] } });
+    // tokenCacheMs 0: the test rewrites the record behind the app's back and needs the next call to see it.
+    const envBA = await createEnv({ sharing: envA, oauth: { encryptionKey: [KEY_B, KEY_A], tokenCacheMs: 0 } });
     try {
       expect((await callOn(envBA, browser, envA)).status).toBe(200);
       // Reading does not rewrite; the next write (a refresh) does, under B.

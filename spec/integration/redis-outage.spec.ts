@@ -16,7 +16,8 @@ beforeAll(async () => {
   redis = await connectRedis(own.url);
   env = await createEnv({
     redis,
-    oauth: { storeTimeout: STORE_TIMEOUT },
+    // No token cache: these tests need every request to reach Redis.
+    oauth: { storeTimeout: STORE_TIMEOUT, tokenCacheMs: 0 },
     routes: (app) => {
       // Redis stops after the session was read and before the token record is.
       app.get('/api/pause-then-call', async (req, res, next) => {

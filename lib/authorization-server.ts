@@ -119,7 +119,7 @@ export class AuthorizationServer {
   private readonly fetch: client.CustomFetch;
 
   constructor(private readonly cfg: ResolvedConfig) {
-    this.fetch = createBoundedFetch(cfg.httpTimeout, cfg.maxResponseBytes) as client.CustomFetch;
+    this.fetch = createBoundedFetch(cfg.httpTimeout, cfg.maxResponseBytes, { keepIdToken: cfg.openid }) as client.CustomFetch;
     this.readyPromise.catch(() => {}); // observed by ready(); never an unhandled rejection
   }
 
@@ -143,6 +143,9 @@ export class AuthorizationServer {
     config.timeout = Math.ceil(this.cfg.httpTimeout / 1000) + 1;
     const insecure = [this.issuer, ...Object.values(this.cfg.endpoints ?? {})].some((u) => typeof u === 'string' && u.startsWith('http:'));
     if (insecure) client.allowInsecureRequests(config);
+    // openid-client trusts the TLS channel for ID tokens from the token endpoint by default; rule 4 wants
+    // the signature checked against the provider's JWKS as well.
+    if (this.cfg.openid) client.enableNonRepudiationChecks(config);
     return config;
   }
 

@@ -38,8 +38,45 @@ type FetchOptions = {
 
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 
+/** Error codes some providers (GitHub) return with status 200, and the RFC 6749 code each one means. */
+const ERRORS_WITH_200: Record<string, string> = {
+  bad_verification_code: 'invalid_grant',
+  bad_refresh_token: 'invalid_grant',
+  incorrect_client_credentials: 'invalid_client',
+  unsupported_grant_type: 'unsupported_grant_type',
+};
+
+/**
+ * Token endpoint answers are normalized before openid-client parses them: an OAuth error sent with
+ * status 200 (GitHub does) becomes the 400 it means, and an `id_token` nobody asked for (no `openid`
+ * scope) is dropped instead of being validated against an issuer that never promised one.
+ */
+function normalizeTokenResponse(status: number, headers: Headers, body: Buffer, keepIdToken: boolean): { status: number; body: Buffer } {
+  if (status !== 200 || !(headers.get('content-type') ?? '').includes('json')) return { status, body };
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { status, body };
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return { status, body };
+  const o = json as Record<string, unknown>;
+  if (typeof o.error === 'string' && o.access_token === undefined) {
+    const error = ERRORS_WITH_200[o.error] ?? o.error;
+    return { status: 400, body: Buffer.from(JSON.stringify({ error })) };
+  }
+  if (!keepIdToken && 'id_token' in o) {
+    delete o.id_token;
+    return { status, body: Buffer.from(JSON.stringify(o)) };
+  }
+  return { status, body };
+}
+
+const isTokenRequest = (options: FetchOptions) =>
+  options.method === 'POST' && options.body instanceof URLSearchParams && options.body.has('grant_type');
+
 /** Builds a fetch bounded by `timeoutMs` (headers and body together) and `maxBytes`. */
-export function createBoundedFetch(timeoutMs: number, maxBytes: number) {
+export function createBoundedFetch(timeoutMs: number, maxBytes: number, { keepIdToken = true } = {}) {
   return async function boundedFetch(url: string, options: FetchOptions): Promise<Response> {
     const controller = new AbortController();
     const timeout = new FetchTimeoutError();
@@ -80,8 +117,14 @@ export function createBoundedFetch(timeoutMs: number, maxBytes: number) {
           throw new FetchNetworkError(networkCode(err));
         }
       }
-      const body = NULL_BODY_STATUS.has(res.status) ? null : Buffer.concat(chunks);
-      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      if (NULL_BODY_STATUS.has(res.status)) return new Response(null, { status: res.status, statusText: res.statusText, headers: res.headers });
+      let status = res.status;
+      let body: Buffer = Buffer.concat(chunks);
+      if (isTokenRequest(options)) ({ status, body } = normalizeTokenResponse(status, res.headers, body, keepIdToken));
+      const headers = new Headers(res.headers);
+      headers.delete('content-length');
+      headers.delete('content-encoding');
+      return new Response(new Uint8Array(body), { status, statusText: status === res.status ? res.statusText : '', headers });
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onOuterAbort);

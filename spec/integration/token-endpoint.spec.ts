@@ -57,6 +57,8 @@ describe('D: token endpoint faults during the code exchange', () => {
     ['D13: 307 redirect', { kind: 'status', status: 307, body: '', headers: { location: 'http://127.0.0.1:1/token' } }, 502],
     ['D14: huge body', { kind: 'huge', bytes: 3 * 1024 * 1024 }, 502],
     ['D15: access_token not a string', json({ access_token: 12345, token_type: 'bearer' }), 502],
+    ['D22: an OAuth error sent with status 200 (GitHub style)', json({ error: 'bad_verification_code' }), 400],
+    ['D23: invalid_client sent with status 200', json({ error: 'incorrect_client_credentials' }), 502],
   ];
   for (const [name, fault, status] of cases) {
     it(`${name} gives ${status}, and nothing is lost`, async () => {
@@ -129,19 +131,22 @@ describe('D: ID token validation (openid in scope)', () => {
     await oidcEnv?.close();
   });
 
-  it('D20: an ID token signed by another key is rejected with 502 and no session is created', async () => {
+  it('D20: an ID token signed by another key is rejected with 502 even when every claim is right', async () => {
     const { privateKey } = await generateKeyPair('RS256');
-    const forged = await new SignJWT({ sub: 'mallory', nonce: 'x' })
-      .setProtectedHeader({ alg: 'RS256', kid: 'evil' })
+    const browser = new TestBrowser();
+    const cb = await oidcEnv.startLogin(browser);
+    const sidBefore = oidcEnv.sid(browser);
+    // The right nonce, issuer, audience and times: only the signature is wrong.
+    const sess = JSON.parse((await oidcEnv.redis.get(`${oidcEnv.prefix}sess:${sidBefore}`))!);
+    const nonce = (Object.values(sess.oauth.tx)[0] as { nonce: string }).nonce;
+    const forged = await new SignJWT({ sub: 'alice', nonce })
+      .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
       .setIssuer(oidcEnv.provider.issuer)
       .setAudience('test-client')
       .setIssuedAt()
       .setExpirationTime('5m')
       .sign(privateKey);
     oidcEnv.provider.setTokenRewrite((body) => ({ ...body, id_token: forged }), 'authorization_code');
-    const browser = new TestBrowser();
-    const cb = await oidcEnv.startLogin(browser);
-    const sidBefore = oidcEnv.sid(browser);
     const res = await browser.request(cb);
     oidcEnv.provider.setTokenRewrite(undefined);
     expect(res.status).toBe(502);

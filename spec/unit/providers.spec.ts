@@ -479,10 +479,9 @@ describe('providers.google', () => {
     expect(record!.refresh_token).toMatch(/^1\/\//);
     expectNoSecrets(app, browser, f);
   });
-  // Rule 4 says the ID token's signature is checked against the provider's JWKS. openid-client v6 checks
-  // it only after `enableNonRepudiationChecks(config)`, which lib/authorization-server.ts does not call:
-  // a token signed by any key is accepted today. `it.failing` keeps this visible until that is fixed.
-  it.failing('rule 4: an ID token signed by a key that is not in the JWKS is rejected', async () => {
+  // Rule 4: the ID token's signature is checked against the provider's JWKS (openid-client checks it only
+  // with `enableNonRepudiationChecks`, which the package turns on whenever `openid` is in scope).
+  it('rule 4: an ID token signed by a key that is not in the JWKS is rejected', async () => {
     const stranger = await generateKeyPair('RS256');
     const f = await fake({
       oidcIssuerPath: '',

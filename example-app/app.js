@@ -37,7 +37,8 @@ export function createApp({ auth, sessionStore, sessionSecret, secureCookies, ap
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
     res.set({
-      'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+      'Content-Security-Policy':
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
     });
@@ -72,7 +73,10 @@ export function createApp({ auth, sessionStore, sessionSecret, secureCookies, ap
       log(`API call failed: ${apiError}`);
     }
     const tokenInfo = await req.oauth.tokenInfo();
-    res.set('Cache-Control', 'no-store').type('html').send(profilePage({ user: req.oauth.user, tokenInfo, api, apiError }));
+    res
+      .set('Cache-Control', 'no-store')
+      .type('html')
+      .send(profilePage({ user: req.oauth.user, tokenInfo, api, apiError }));
   });
 
   // The page's button: the same API call, as JSON. The access token is refreshed first when it has expired.

@@ -57,7 +57,9 @@ export function homePage({ user, providerName }) {
 
 export function profilePage({ user, tokenInfo, api, apiError }) {
   const expires = tokenInfo?.expiresAt ? tokenInfo.expiresAt.toISOString() : '';
-  const identity = Object.keys(user ?? {}).length ? fields(user) : '<p class="muted">This provider sent no identity claims (no ID token): see the API data below.</p>';
+  const identity = Object.keys(user ?? {}).length
+    ? fields(user)
+    : '<p class="muted">This provider sent no identity claims (no ID token): see the API data below.</p>';
   const apiBlock = api !== undefined ? fields(api, ' id="api-data"') : `<dl class="fields" id="api-data"></dl>`;
   const body = `<h1>Your profile</h1>
 <div class="grid">
@@ -90,5 +92,9 @@ export function profilePage({ user, tokenInfo, api, apiError }) {
 }
 
 export function errorPage({ title, message, user }) {
-  return layout({ title, body: `<section class="card"><h1>${esc(title)}</h1><p>${esc(message)}</p><p><a href="/">Back to the home page</a></p></section>`, user });
+  return layout({
+    title,
+    body: `<section class="card"><h1>${esc(title)}</h1><p>${esc(message)}</p><p><a href="/">Back to the home page</a></p></section>`,
+    user,
+  });
 }

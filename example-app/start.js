@@ -98,7 +98,10 @@ export async function startExample(options = {}) {
   const issued = { access: new Set(), refresh: new Set(), id: new Set() };
   const closers = [];
   const close = async () => {
-    while (closers.length) await closers.pop()().catch(() => {});
+    while (closers.length)
+      await closers
+        .pop()()
+        .catch(() => {});
   };
 
   try {
@@ -121,7 +124,12 @@ export async function startExample(options = {}) {
     let providerName;
     let localUrls;
     if (local) {
-      const client = { id: env.CLIENT_ID ?? 'example-app', secret: env.CLIENT_SECRET ?? ephemeral(), redirectUri, postLogoutRedirectUri: `${appUrl}/` };
+      const client = {
+        id: env.CLIENT_ID ?? 'example-app',
+        secret: env.CLIENT_SECRET ?? ephemeral(),
+        redirectUri,
+        postLogoutRedirectUri: `${appUrl}/`,
+      };
       const apiClient = { id: 'example-api', secret: ephemeral() };
       const accessTokenTtl = options.accessTokenTtl ?? numberFrom(env.ACCESS_TOKEN_TTL, 'ACCESS_TOKEN_TTL', 60);
       const op = await startLocalProvider({
@@ -159,7 +167,8 @@ export async function startExample(options = {}) {
       }
       const creds = { clientId: env.CLIENT_ID, clientSecret: env.CLIENT_SECRET };
       if (presetName) {
-        const extra = presetName === 'microsoft' ? { tenant: env.TENANT ?? '' } : presetName === 'nylas' && env.NYLAS_REGION ? { region: env.NYLAS_REGION } : {};
+        const extra =
+          presetName === 'microsoft' ? { tenant: env.TENANT ?? '' } : presetName === 'nylas' && env.NYLAS_REGION ? { region: env.NYLAS_REGION } : {};
         providerOptions = providers[presetName]({ ...creds, ...extra });
         apiPath ??= PRESET_API_PATHS[presetName];
         providerName = PRESET_NAMES[presetName];

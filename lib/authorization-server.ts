@@ -51,10 +51,13 @@ export function toProviderError(err: unknown, what: string): ProviderError {
   if (err instanceof ProviderError) return err;
   const chain = causes(err);
   for (const e of chain) {
-    if (e instanceof FetchTimeoutError) return new ProviderError('token_endpoint_timeout', `${what}: the provider did not answer in time.`, { transient: true });
+    if (e instanceof FetchTimeoutError)
+      return new ProviderError('token_endpoint_timeout', `${what}: the provider did not answer in time.`, { transient: true });
     if (e instanceof FetchTooLargeError) return new ProviderError('token_endpoint_error', `${what}: the provider's response was too large.`);
     if (e instanceof FetchNetworkError) {
-      return new ProviderError('token_endpoint_error', `${what}: the provider could not be reached${e.code ? ` (${e.code})` : ''}.`, { transient: true });
+      return new ProviderError('token_endpoint_error', `${what}: the provider could not be reached${e.code ? ` (${e.code})` : ''}.`, {
+        transient: true,
+      });
     }
   }
   if (err instanceof client.ResponseBodyError) {
@@ -68,7 +71,9 @@ export function toProviderError(err: unknown, what: string): ProviderError {
   if (codes.some((c) => ID_TOKEN_CODES.has(c))) return new ProviderError('id_token_invalid', `${what}: the ID token failed validation.`);
   for (const e of chain) {
     if (e instanceof Response) {
-      return new ProviderError('token_endpoint_error', `${what}: the provider answered with unexpected status ${e.status}.`, { transient: e.status >= 500 });
+      return new ProviderError('token_endpoint_error', `${what}: the provider answered with unexpected status ${e.status}.`, {
+        transient: e.status >= 500,
+      });
     }
   }
   const code = codes[0] ?? (err instanceof Error ? err.name : 'unknown');
@@ -251,7 +256,11 @@ export class AuthorizationServer {
    * Exchanges the code. `params` holds only the already-validated `code`, `state` and `iss`; the
    * redirect_uri sent is the configured one, never derived from the request.
    */
-  async exchangeCode(config: client.Configuration, params: { code: string; state: string; iss?: string }, checks: CodeExchangeChecks): Promise<TokenSet> {
+  async exchangeCode(
+    config: client.Configuration,
+    params: { code: string; state: string; iss?: string },
+    checks: CodeExchangeChecks,
+  ): Promise<TokenSet> {
     const currentUrl = new URL(this.cfg.redirectUri);
     currentUrl.searchParams.set('code', params.code);
     currentUrl.searchParams.set('state', params.state);

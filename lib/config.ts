@@ -233,7 +233,7 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
 
   const apiList = Array.isArray(options.apiBaseUrl) ? options.apiBaseUrl : [options.apiBaseUrl];
   if (apiList.length === 0 || options.apiBaseUrl === undefined) {
-    fail('`apiBaseUrl` is required: the base URL(s) of the API the user\'s token is sent to (nothing else receives it).');
+    fail("`apiBaseUrl` is required: the base URL(s) of the API the user's token is sent to (nothing else receives it).");
   }
   const apiUrls = apiList.map((u, i) => parseUrlOption(apiList.length > 1 ? `apiBaseUrl[${i}]` : 'apiBaseUrl', u, allowInsecureHttp));
 
@@ -250,7 +250,8 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   keyList.forEach((k, i) => {
     const name = keyList.length > 1 ? `encryptionKey[${i}]` : 'encryptionKey';
     if (typeof k !== 'string') fail(`\`${name}\` must be a string.`);
-    if (k.length < 32) fail(`\`${name}\` is too short (${k.length} characters): use at least 32 random characters, e.g. \`openssl rand -base64 32\`.`);
+    if (k.length < 32)
+      fail(`\`${name}\` is too short (${k.length} characters): use at least 32 random characters, e.g. \`openssl rand -base64 32\`.`);
     if (new Set(k).size < 8) fail(`\`${name}\` is not random enough (too few distinct characters): generate it with \`openssl rand -base64 32\`.`);
     if (k === options.clientSecret) fail(`\`${name}\` must not be the client secret: generate a separate key.`);
   });
@@ -258,7 +259,8 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
 
   const authParams: Record<string, string> = {};
   if (options.authorizationParams !== undefined) {
-    if (typeof options.authorizationParams !== 'object' || options.authorizationParams === null) fail('`authorizationParams` must be an object of strings.');
+    if (typeof options.authorizationParams !== 'object' || options.authorizationParams === null)
+      fail('`authorizationParams` must be an object of strings.');
     for (const [k, v] of Object.entries(options.authorizationParams)) {
       if (PROTECTED_PARAMS.has(k)) fail(`\`authorizationParams.${k}\` cannot be set: the package sets it (use \`scope\` for scopes).`);
       if (typeof v !== 'string') fail(`\`authorizationParams.${k}\` must be a string.`);
@@ -283,7 +285,11 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
 
   let postLogout: string | undefined;
   if (options.postLogoutRedirectUri !== undefined) {
-    if (typeof options.postLogoutRedirectUri === 'string' && options.postLogoutRedirectUri.startsWith('/') && !options.postLogoutRedirectUri.startsWith('//')) {
+    if (
+      typeof options.postLogoutRedirectUri === 'string' &&
+      options.postLogoutRedirectUri.startsWith('/') &&
+      !options.postLogoutRedirectUri.startsWith('//')
+    ) {
       postLogout = new URL(options.postLogoutRedirectUri, redirect.origin).href;
     } else {
       const u = parseUrlOption('postLogoutRedirectUri', options.postLogoutRedirectUri, allowInsecureHttp);
@@ -293,7 +299,11 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   }
   let accessDenied: string | undefined;
   if (options.accessDeniedRedirect !== undefined) {
-    if (typeof options.accessDeniedRedirect !== 'string' || !options.accessDeniedRedirect.startsWith('/') || options.accessDeniedRedirect.startsWith('//')) {
+    if (
+      typeof options.accessDeniedRedirect !== 'string' ||
+      !options.accessDeniedRedirect.startsWith('/') ||
+      options.accessDeniedRedirect.startsWith('//')
+    ) {
       fail('`accessDeniedRedirect` must be a path on this app starting with "/".');
     }
     accessDenied = options.accessDeniedRedirect;

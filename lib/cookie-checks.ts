@@ -21,17 +21,22 @@ export function createCookieChecks(cfg: ResolvedConfig): (req: Request) => void 
         "the app is served over https behind a proxy but Express 'trust proxy' is not set: express-session will not send Secure cookies and logins will fail. Call app.set('trust proxy', 1) (or the number of proxies).",
       );
     }
-    const cookie = (req as Request & { session?: { cookie?: { httpOnly?: boolean; sameSite?: unknown; secure?: unknown; domain?: string } } }).session?.cookie;
+    const cookie = (req as Request & { session?: { cookie?: { httpOnly?: boolean; sameSite?: unknown; secure?: unknown; domain?: string } } }).session
+      ?.cookie;
     if (!cookie || cookieChecked) return;
     cookieChecked = true;
     if (cookie.httpOnly === false) warn('httponly', 'the session cookie is not HttpOnly: set cookie.httpOnly to true in express-session.');
     if (cookie.sameSite === 'strict' || cookie.sameSite === true) {
-      warn('samesite', "the session cookie is SameSite=Strict: the provider's redirect back will arrive without it and logins will fail. Use sameSite: 'lax'.");
+      warn(
+        'samesite',
+        "the session cookie is SameSite=Strict: the provider's redirect back will arrive without it and logins will fail. Use sameSite: 'lax'.",
+      );
     }
     if (cookie.sameSite === undefined || cookie.sameSite === false || cookie.sameSite === 'none') {
       warn('samesite-missing', "the session cookie has no SameSite=Lax: set cookie.sameSite to 'lax' in express-session.");
     }
-    if (httpsApp && cookie.secure === false) warn('secure', "the app is served over https but the session cookie is not Secure: set cookie.secure to true (or 'auto').");
+    if (httpsApp && cookie.secure === false)
+      warn('secure', "the app is served over https but the session cookie is not Secure: set cookie.secure to true (or 'auto').");
     if (cookie.domain) warn('domain', 'the session cookie has a Domain attribute: it is sent to every subdomain. Leave cookie.domain unset.');
   };
 }

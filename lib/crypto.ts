@@ -102,11 +102,10 @@ export class RecordCipher {
     if (!key) throw new RecordUnreadableError('unknown key id');
     let plaintext: Uint8Array;
     try {
-      ({ plaintext } = await flattenedDecrypt(
-        { protected: protectedHeader, iv, ciphertext, tag, aad: b64u(this.aad(sid)) },
-        await key.key,
-        { keyManagementAlgorithms: [ALG], contentEncryptionAlgorithms: [ENC] },
-      ));
+      ({ plaintext } = await flattenedDecrypt({ protected: protectedHeader, iv, ciphertext, tag, aad: b64u(this.aad(sid)) }, await key.key, {
+        keyManagementAlgorithms: [ALG],
+        contentEncryptionAlgorithms: [ENC],
+      }));
     } catch {
       throw new RecordUnreadableError('decryption failed');
     }

@@ -47,12 +47,7 @@ export class OAuthError extends Error {
   /** Whether `message` is safe to show to the end user (Express reads `expose`). */
   readonly expose: boolean;
 
-  constructor(
-    code: OAuthErrorCode,
-    status: number,
-    message: string,
-    options: { cause?: unknown; retryAfter?: number; expose?: boolean } = {},
-  ) {
+  constructor(code: OAuthErrorCode, status: number, message: string, options: { cause?: unknown; retryAfter?: number; expose?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;

@@ -50,8 +50,10 @@ export class Instance {
   async providerConfig(): Promise<Configuration> {
     const loaded = this.server.loaded;
     if (loaded) return loaded;
-    return withTimeout(this.loadProvider(), this.cfg.httpTimeout, () =>
-      new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 }),
+    return withTimeout(
+      this.loadProvider(),
+      this.cfg.httpTimeout,
+      () => new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 }),
     ).catch((err) => {
       throw err instanceof OAuthError && err.code !== 'config_invalid'
         ? err

@@ -96,7 +96,8 @@ function baseUrl(preset: string, name: string, value: string | undefined, fallba
   } catch {
     return fail(`${preset}(): \`${name}\` must be an absolute URL (got ${JSON.stringify(String(value).slice(0, 200))}).`);
   }
-  if (url.search || url.hash || url.username || url.password) fail(`${preset}(): \`${name}\` must be a plain base URL without query, fragment or credentials.`);
+  if (url.search || url.hash || url.username || url.password)
+    fail(`${preset}(): \`${name}\` must be a plain base URL without query, fragment or credentials.`);
   return url.href.replace(/\/+$/, '');
 }
 

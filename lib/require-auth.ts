@@ -27,9 +27,14 @@ export function requireAuth(): RequestHandler {
     const instance = (req as unknown as Record<symbol, Instance | undefined>)[kInstance];
     if (!instance) {
       return next(
-        new OAuthError('config_invalid', 500, 'requireAuth(): the oauth() middleware is not mounted before this route. Add app.use(oauth({...})) first.', {
-          expose: false,
-        }),
+        new OAuthError(
+          'config_invalid',
+          500,
+          'requireAuth(): the oauth() middleware is not mounted before this route. Add app.use(oauth({...})) first.',
+          {
+            expose: false,
+          },
+        ),
       );
     }
     if (req.oauth.isAuthenticated) return next();

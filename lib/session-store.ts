@@ -54,7 +54,8 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
             if (settled) return;
             settled = true;
             clearTimeout(timer);
-            if (err && !(err as { code?: string }).code?.startsWith?.('ENOENT')) callback?.(new StoreUnavailableError(`Session store ${String(prop)} failed.`, err));
+            if (err && !(err as { code?: string }).code?.startsWith?.('ENOENT'))
+              callback?.(new StoreUnavailableError(`Session store ${String(prop)} failed.`, err));
             else callback?.(err, result);
           };
           if (callback) args[last] = done;

@@ -183,7 +183,9 @@ export class TokenService {
       if (rejected === undefined && !this.isExpired(record)) return loaded;
       this.forget(sid);
       await this.bounded('delete', () => this.cfg.tokenStore.deleteIf(sid, loaded.raw)).catch(() => {});
-      throw new LoginRequiredError(rejected === undefined ? 'The access token expired and cannot be refreshed.' : 'The API rejected the access token.');
+      throw new LoginRequiredError(
+        rejected === undefined ? 'The access token expired and cannot be refreshed.' : 'The API rejected the access token.',
+      );
     }
     if (!config) {
       if (!this.isExpired(record) && rejected === undefined) return loaded;

@@ -30,7 +30,9 @@ export async function handleLogin(instance: Instance, req: Request, res: Respons
   const data = (sreq.session.oauth ??= {});
   const tx = livePending(data);
   tx[sha256(state)] = pending;
-  const entries = Object.entries(tx).sort(([, a], [, b]) => b.createdAt - a.createdAt).slice(0, MAX_PENDING);
+  const entries = Object.entries(tx)
+    .sort(([, a], [, b]) => b.createdAt - a.createdAt)
+    .slice(0, MAX_PENDING);
   data.tx = Object.fromEntries(entries);
   // The transaction must be stored before the browser leaves: otherwise the callback cannot be verified.
   try {

@@ -28,8 +28,7 @@ export interface RedisTokenStoreOptions {
  */
 export const SCRIPTS = Object.freeze({
   set: "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
-  replace:
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0",
+  replace: "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0",
   deleteIf: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
   delete: "return redis.call('DEL', KEYS[1])",
   lock: "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0",

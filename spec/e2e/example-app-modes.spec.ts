@@ -66,8 +66,8 @@ describe('example app configurations', () => {
   it('refuses to start with an unknown PROVIDER or without credentials for a real one', async () => {
     await expect(startExample({ port: 0, quiet: true, env: { PROVIDER: 'myspace' } })).rejects.toThrow(/PROVIDER must be one of github, google/);
     await expect(startExample({ port: 0, quiet: true, env: { PROVIDER: 'github' } })).rejects.toThrow(/Set CLIENT_ID and CLIENT_SECRET/);
-    await expect(startExample({ port: 0, quiet: true, env: { ISSUER: 'https://id.example.com', CLIENT_ID: 'a', CLIENT_SECRET: 'b' } })).rejects.toThrow(
-      /API_BASE_URL and API_PATH/,
-    );
+    await expect(
+      startExample({ port: 0, quiet: true, env: { ISSUER: 'https://id.example.com', CLIENT_ID: 'a', CLIENT_SECRET: 'b' } }),
+    ).rejects.toThrow(/API_BASE_URL and API_PATH/);
   });
 });

@@ -16,7 +16,8 @@ export async function snapshot(env: TestEnv, browser: TestBrowser): Promise<Snap
   const raw = await env.rawRecord(sid);
   const record = await env.readRecord(sid);
   const secrets = [CLIENT_SECRET, encodeURIComponent(CLIENT_SECRET)];
-  if (record) secrets.push(record.access_token, ...(record.refresh_token ? [record.refresh_token] : []), ...(record.id_token ? [record.id_token] : []));
+  if (record)
+    secrets.push(record.access_token, ...(record.refresh_token ? [record.refresh_token] : []), ...(record.id_token ? [record.id_token] : []));
   return { sid, raw, tokenRequests: env.provider.counters.tokenRequests, secrets };
 }
 
@@ -51,7 +52,11 @@ export function expectNoSecrets(env: TestEnv, secrets: string[], texts: string[]
 }
 
 /** Starts a login and returns the provider authorization URL and its state (without visiting the provider). */
-export async function beginLogin(env: TestEnv, browser: TestBrowser, returnTo?: string): Promise<{ authUrl: URL; state: string; response: BrowserResponse }> {
+export async function beginLogin(
+  env: TestEnv,
+  browser: TestBrowser,
+  returnTo?: string,
+): Promise<{ authUrl: URL; state: string; response: BrowserResponse }> {
   const q = returnTo === undefined ? '' : `?returnTo=${encodeURIComponent(returnTo)}`;
   const response = await browser.request(`${env.appUrl}/oauth/login${q}`);
   expect(response.status).toBe(302);

@@ -52,7 +52,9 @@ export class TestBrowser {
       const eq = pair!.indexOf('=');
       const name = pair!.slice(0, eq).trim();
       const value = pair!.slice(eq + 1).trim();
-      const expired = attrs.some((a) => /^\s*expires=/i.test(a) && new Date(a.split('=')[1]!).getTime() < Date.now()) || attrs.some((a) => /^\s*max-age=0/i.test(a));
+      const expired =
+        attrs.some((a) => /^\s*expires=/i.test(a) && new Date(a.split('=')[1]!).getTime() < Date.now()) ||
+        attrs.some((a) => /^\s*max-age=0/i.test(a));
       if (expired || value === '') jar.delete(name);
       else jar.set(name, value);
     }
@@ -62,7 +64,11 @@ export class TestBrowser {
   }
 
   /** Follows redirects from `url` until `stop(url)` is true for the next location (returned unfetched) or a non-redirect. */
-  async follow(url: string, stop: (next: string) => boolean = () => false, max = 20): Promise<{ last: BrowserResponse; stoppedAt: string | undefined }> {
+  async follow(
+    url: string,
+    stop: (next: string) => boolean = () => false,
+    max = 20,
+  ): Promise<{ last: BrowserResponse; stoppedAt: string | undefined }> {
     let current = url;
     for (let i = 0; i < max; i++) {
       const res = await this.request(current);
@@ -97,7 +103,12 @@ export class TestBrowser {
  * Drives oidc-provider's login and consent pages from an authorization URL and returns the callback URL
  * the provider redirects to (not fetched), so tests can use or tamper with it.
  */
-export async function authorizeAtProvider(browser: TestBrowser, authorizationUrl: string, user = 'alice', isCallback: (u: string) => boolean): Promise<string> {
+export async function authorizeAtProvider(
+  browser: TestBrowser,
+  authorizationUrl: string,
+  user = 'alice',
+  isCallback: (u: string) => boolean,
+): Promise<string> {
   let next = authorizationUrl;
   for (let step = 0; step < 10; step++) {
     const { last, stoppedAt } = await browser.follow(next, isCallback);

@@ -30,7 +30,14 @@ auth.events.on('refresh_failed', () => events.refresh_failed++);
 await auth.ready();
 
 const app = express();
-app.use(session({ store: new RedisStore({ client: redis, prefix: `${env.prefix}sess:` }), secret: env.sessionSecret, resave: false, saveUninitialized: false }));
+app.use(
+  session({
+    store: new RedisStore({ client: redis, prefix: `${env.prefix}sess:` }),
+    secret: env.sessionSecret,
+    resave: false,
+    saveUninitialized: false,
+  }),
+);
 app.use(auth);
 app.get('/api/me', requireAuth(), async (req, res) => res.json((await req.oauthClient.get('/v1/me')).data));
 app.get('/__events', (_req, res) => res.json(events));

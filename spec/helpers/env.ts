@@ -5,7 +5,17 @@ import express, { type Express } from 'express';
 import session from 'express-session';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { boundedSessionStore, oauth, oauthErrorHandler, requireAuth, RedisTokenStore, OAuthError, type OAuthMiddleware, type OAuthOptions, type TokenStore } from '../../lib/index.js';
+import {
+  boundedSessionStore,
+  oauth,
+  oauthErrorHandler,
+  requireAuth,
+  RedisTokenStore,
+  OAuthError,
+  type OAuthMiddleware,
+  type OAuthOptions,
+  type TokenStore,
+} from '../../lib/index.js';
 import { RecordCipher, type TokenRecord } from '../../lib/crypto.js';
 import { TestBrowser, authorizeAtProvider } from './browser.js';
 import { CLIENT_ID, CLIENT_SECRET, startProvider, type ProviderOptions, type TestProvider } from './provider.js';
@@ -56,7 +66,8 @@ export async function startResourceServer(provider: TestProvider): Promise<Resou
   const auth: express.RequestHandler = async (req, res, next) => {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     const token = m ? await provider.provider.AccessToken.find(m[1]!) : undefined;
-    if (!token || token.isExpired) return void res.status(401).set('WWW-Authenticate', 'Bearer error="invalid_token"').json({ error: 'invalid_token' });
+    if (!token || token.isExpired)
+      return void res.status(401).set('WWW-Authenticate', 'Bearer error="invalid_token"').json({ error: 'invalid_token' });
     res.locals.sub = token.accountId;
     res.locals.scope = token.scope;
     next();
@@ -97,7 +108,10 @@ export interface TestEnv {
   prefix: string;
   options: OAuthOptions;
   /** Logs a browser in through the real provider pages; returns the response of the callback. */
-  login(browser?: TestBrowser, opts?: { user?: string; returnTo?: string }): Promise<{ browser: TestBrowser; callback: Awaited<ReturnType<TestBrowser['request']>> }>;
+  login(
+    browser?: TestBrowser,
+    opts?: { user?: string; returnTo?: string },
+  ): Promise<{ browser: TestBrowser; callback: Awaited<ReturnType<TestBrowser['request']>> }>;
   /** Starts a login and stops at the provider's redirect back (the callback URL, unfetched). */
   startLogin(browser: TestBrowser, opts?: { user?: string; returnTo?: string }): Promise<string>;
   /** The session id behind a browser's cookie. */

@@ -49,10 +49,15 @@ export default async function globalSetup(): Promise<void> {
     process.env.REDIS_URL = url.href;
     return;
   }
-  if (configured) throw new Error(`Nothing answers at REDIS_URL=${configured}: start Redis there, or unset REDIS_URL to let the tests start their own redis-server.`);
+  if (configured)
+    throw new Error(
+      `Nothing answers at REDIS_URL=${configured}: start Redis there, or unset REDIS_URL to let the tests start their own redis-server.`,
+    );
   const bin = redisServerBinary();
   if (!bin) {
-    throw new Error('No Redis at 127.0.0.1:6379 and no redis-server installed: run `apt-get install -y redis-server` (or set REDIS_URL=redis://host:port).');
+    throw new Error(
+      'No Redis at 127.0.0.1:6379 and no redis-server installed: run `apt-get install -y redis-server` (or set REDIS_URL=redis://host:port).',
+    );
   }
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'eoc-redis-'));

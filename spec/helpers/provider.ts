@@ -64,7 +64,14 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`;
-  const counters: ProviderCounters = { tokenRequests: 0, codeGrants: 0, refreshGrants: 0, refreshErrors: 0, revocations: 0, authorizationRequests: 0 };
+  const counters: ProviderCounters = {
+    tokenRequests: 0,
+    codeGrants: 0,
+    refreshGrants: 0,
+    refreshErrors: 0,
+    revocations: 0,
+    authorizationRequests: 0,
+  };
   let fault: { fault: TokenFault; grant: string | undefined } | undefined;
   const pathFaults = new Map<string, TokenFault>();
   const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
@@ -107,7 +114,13 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
     },
     findAccount: async (_ctx, id) => ({
       accountId: id,
-      claims: async () => ({ sub: id, email: `${id}@example.test`, email_verified: true, name: `User ${id}`, ...(options.accountClaims?.(id) ?? {}) }),
+      claims: async () => ({
+        sub: id,
+        email: `${id}@example.test`,
+        email_verified: true,
+        name: `User ${id}`,
+        ...(options.accountClaims?.(id) ?? {}),
+      }),
     }),
     pkce: { required: () => true },
     // Quiet the default render of errors to HTML in tests.
@@ -176,7 +189,13 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
       else pathFaults.delete(path);
     },
     async signIdToken(claims) {
-      return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'test-key' }).setIssuer(issuer).setAudience(CLIENT_ID).setIssuedAt().setExpirationTime('10m').sign(privateKey);
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
+        .setIssuer(issuer)
+        .setAudience(CLIENT_ID)
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(privateKey);
     },
     setTokenRewrite(fn, grant) {
       rewrite = fn ? { fn, grant } : undefined;

@@ -31,7 +31,12 @@ export async function startCluster(): Promise<OwnCluster> {
       const port = await freePort();
       ports.push(port);
       processes.push(
-        await launchRedis(bin, port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'], dir),
+        await launchRedis(
+          bin,
+          port,
+          ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'],
+          dir,
+        ),
       );
     }
     await run(cli, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30000 });
@@ -42,7 +47,9 @@ export async function startCluster(): Promise<OwnCluster> {
     }
   } catch (err) {
     await stop();
-    throw new Error(`could not start a local Redis Cluster (${(err as Error).message}); redis-server and redis-cli are needed: apt-get install -y redis-server`);
+    throw new Error(
+      `could not start a local Redis Cluster (${(err as Error).message}); redis-server and redis-cli are needed: apt-get install -y redis-server`,
+    );
   }
   return { ports, rootNodes: ports.map((p) => ({ url: `redis://127.0.0.1:${p}` })), stop };
 }

@@ -26,7 +26,9 @@ export function requireRedisServer(): string {
 
 async function launch(bin: string, port: number, args: string[] = [], cwd?: string): Promise<ChildProcess> {
   const dir = cwd ?? mkdtempSync(path.join(os.tmpdir(), 'eoc-redis-'));
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' });
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], {
+    stdio: 'ignore',
+  });
   for (let i = 0; i < 200; i++) {
     if (await redisAnswers('127.0.0.1', port)) return child;
     if (child.exitCode !== null) break;

@@ -105,7 +105,7 @@ describe('A: callback state', () => {
 });
 
 describe('B: code injection and mix-up', () => {
-  it('B1: a stolen code replayed with the victim\'s own transaction fails (PKCE) and the victim stays logged in', async () => {
+  it("B1: a stolen code replayed with the victim's own transaction fails (PKCE) and the victim stays logged in", async () => {
     const attacker = new TestBrowser();
     const stolen = new URL(await env.startLogin(attacker, { user: 'mallory' }));
     const { state } = await beginLogin(env, victim);
@@ -211,7 +211,7 @@ describe('G: session fixation and switching users', () => {
     expect(await env.rawRecord(postLogin)).not.toBeNull();
   });
 
-  it('G2: a fixated session id planted by an attacker does not become the victim\'s login', async () => {
+  it("G2: a fixated session id planted by an attacker does not become the victim's login", async () => {
     const attacker = new TestBrowser();
     await beginLogin(env, attacker);
     const planted = attacker.cookies(env.appUrl).get('connect.sid')!;
@@ -272,4 +272,3 @@ describe('H: returnTo through a whole login', () => {
     },
   );
 });
-

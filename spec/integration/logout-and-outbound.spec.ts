@@ -38,7 +38,10 @@ describe('G: logout', () => {
   it('G7: Sec-Fetch-Site: cross-site is refused even with a matching Origin', async () => {
     const { browser } = await env.login();
     const before = await snapshot(env, browser);
-    const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: env.appUrl, 'sec-fetch-site': 'cross-site' } });
+    const res = await browser.request(`${env.appUrl}/oauth/logout`, {
+      method: 'POST',
+      headers: { origin: env.appUrl, 'sec-fetch-site': 'cross-site' },
+    });
     expect(res.status).toBe(403);
     await expectNothingLost(env, browser, before, res);
   });
@@ -71,7 +74,10 @@ describe('G: logout', () => {
     const { browser } = await env.login();
     const sid = env.sid(browser);
     const record = (await env.readRecord(sid))!;
-    const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: env.appUrl, 'sec-fetch-site': 'same-origin' } });
+    const res = await browser.request(`${env.appUrl}/oauth/logout`, {
+      method: 'POST',
+      headers: { origin: env.appUrl, 'sec-fetch-site': 'same-origin' },
+    });
     expect(res.status).toBe(302);
     // RP-initiated logout at the provider, with id_token_hint and the configured post-logout target.
     const location = new URL(res.location!);
@@ -152,7 +158,12 @@ describe('I: parsing and outbound requests', () => {
 
   it('I5: absolute URLs to other origins are refused before sending, and the token goes nowhere else', async () => {
     const { browser } = await env.login();
-    for (const target of [`${evil.url}/steal`, `//127.0.0.1:${new URL(evil.url).port}/steal`, 'file:///etc/passwd', `${evil.url.replace('127.0.0.1', 'localhost')}/x`]) {
+    for (const target of [
+      `${evil.url}/steal`,
+      `//127.0.0.1:${new URL(evil.url).port}/steal`,
+      'file:///etc/passwd',
+      `${evil.url.replace('127.0.0.1', 'localhost')}/x`,
+    ]) {
       const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent(target)}`, { headers: json });
       expect(res.status).toBe(500);
       expect(JSON.parse(res.body)).toEqual({ error: 'origin_not_allowed' });
@@ -170,7 +181,12 @@ describe('I: parsing and outbound requests', () => {
 
   it('I7: proxy environment variables are ignored (the token never goes to a proxy)', async () => {
     const { browser } = await env.login();
-    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, http_proxy: process.env.http_proxy, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+    const saved = {
+      HTTP_PROXY: process.env.HTTP_PROXY,
+      http_proxy: process.env.http_proxy,
+      NO_PROXY: process.env.NO_PROXY,
+      no_proxy: process.env.no_proxy,
+    };
     process.env.HTTP_PROXY = evil.url;
     process.env.http_proxy = evil.url;
     delete process.env.NO_PROXY;

@@ -30,7 +30,10 @@ async function startGitHubLike() {
     const asJson = (req.headers.accept ?? '').includes('application/json');
     const send = (body: Record<string, string>) =>
       asJson ? res.json(body) : res.type('application/x-www-form-urlencoded').send(new URLSearchParams(body).toString());
-    const [id, secret] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':').map(decodeURIComponent);
+    const [id, secret] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64')
+      .toString()
+      .split(':')
+      .map(decodeURIComponent);
     if (id !== 'gh-client' || secret !== 'gh-secret') return void send({ error: 'incorrect_client_credentials' });
     const entry = codes.get(req.body.code);
     codes.delete(req.body.code);
@@ -94,7 +97,10 @@ afterAll(async () => {
 describe('plain OAuth 2.0 provider (GitHub-style)', () => {
   it('logs in with explicit endpoints, gets JSON by asking for it, and calls the API', async () => {
     const browser = new TestBrowser();
-    const { stoppedAt } = await browser.follow(`${appUrl}/oauth/login?returnTo=/api/user`, (u) => u.startsWith(appUrl) && u.includes('/oauth/callback'));
+    const { stoppedAt } = await browser.follow(
+      `${appUrl}/oauth/login?returnTo=/api/user`,
+      (u) => u.startsWith(appUrl) && u.includes('/oauth/callback'),
+    );
     const cb = await browser.request(stoppedAt!);
     expect(cb.status).toBe(302);
     expect(cb.location).toBe(`${appUrl}/api/user`);

@@ -28,7 +28,11 @@ const json = { accept: 'application/json' };
 async function expireAccessToken(browser: TestBrowser, secondsLeft = -5) {
   const sid = env.sid(browser);
   const record = (await env.readRecord(sid))!;
-  await env.writeRecord(sid, { ...record, expires_at: Math.floor(Date.now() / 1000) + secondsLeft, updated_at: Math.floor(Date.now() / 1000) - 3600 });
+  await env.writeRecord(sid, {
+    ...record,
+    expires_at: Math.floor(Date.now() / 1000) + secondsLeft,
+    updated_at: Math.floor(Date.now() / 1000) - 3600,
+  });
   return record;
 }
 
@@ -142,7 +146,13 @@ describe('E: refresh in one process', () => {
     const sid = env.sid(browser);
     const old = await expireAccessToken(browser);
     // While our refresh is at the provider, "another process" finishes its own refresh and writes fresh tokens.
-    const fresh = { ...old, access_token: old.access_token, expires_at: Math.floor(Date.now() / 1000) + 3600, version: old.version + 1, updated_at: Math.floor(Date.now() / 1000) };
+    const fresh = {
+      ...old,
+      access_token: old.access_token,
+      expires_at: Math.floor(Date.now() / 1000) + 3600,
+      version: old.version + 1,
+      updated_at: Math.floor(Date.now() / 1000),
+    };
     env.provider.setTokenFault(
       { kind: 'status', status: 400, body: JSON.stringify({ error: 'invalid_grant' }), before: () => env.writeRecord(sid, fresh) },
       'refresh_token',

@@ -78,7 +78,7 @@ describe('F: token records at rest', () => {
     await expectLoggedOutCleanly(await withTamperedRecord((raw) => raw.slice(0, raw.length - 7)));
   });
 
-  it('F4: a record copied to another session\'s key does not decrypt there', async () => {
+  it("F4: a record copied to another session's key does not decrypt there", async () => {
     const { browser: thief } = await env.login(undefined, { user: 'mallory' });
     const thiefSid = env.sid(thief);
     await expectLoggedOutCleanly(

@@ -107,7 +107,10 @@ describe('D: token endpoint faults during the code exchange', () => {
   });
 
   it('D19: __proto__ keys in the token response pollute nothing and are not stored', async () => {
-    env.provider.setTokenRewrite((body) => JSON.parse(JSON.stringify(body).replace(/^\{/, '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted2":true}},')), 'authorization_code');
+    env.provider.setTokenRewrite(
+      (body) => JSON.parse(JSON.stringify(body).replace(/^\{/, '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted2":true}},')),
+      'authorization_code',
+    );
     const browser = new TestBrowser();
     const cb = await env.startLogin(browser);
     const res = await browser.request(cb);

@@ -207,7 +207,9 @@ async function startFake(opts: FakeOptions): Promise<Fake> {
       if (grant === 'authorization_code') {
         const entry = codes.get(body.get('code') ?? '');
         codes.delete(body.get('code') ?? '');
-        const challenge = createHash('sha256').update(body.get('code_verifier') ?? '').digest('base64url');
+        const challenge = createHash('sha256')
+          .update(body.get('code_verifier') ?? '')
+          .digest('base64url');
         if (!entry || entry.challenge !== challenge || entry.redirectUri !== body.get('redirect_uri')) return send(400, { error: 'invalid_grant' });
         ctx.code = entry;
       } else if (grant === 'refresh_token') {
@@ -559,7 +561,13 @@ describe('providers.microsoft', () => {
       }),
     });
     const app = await startApp(
-      providers.microsoft({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, tenant: TENANT, cloudInstance: f.origin, apiBaseUrl: `${f.origin}/v1.0` }),
+      providers.microsoft({
+        clientId: CLIENT_ID,
+        clientSecret: CLIENT_SECRET,
+        tenant: TENANT,
+        cloudInstance: f.origin,
+        apiBaseUrl: `${f.origin}/v1.0`,
+      }),
     );
     const { browser, status, body } = await app.login();
     expect(status).toBe(200);
@@ -628,7 +636,14 @@ describe('providers.gitlab', () => {
           refresh_token: randomBytes(32).toString('hex'),
           scope: 'openid profile email read_user',
           created_at: Math.floor(Date.now() / 1000),
-          id_token: await ctx.idToken({ sub: '1234567', sub_legacy: 'abc', name: 'Ada', nickname: 'ada', email: 'ada@example.com', nonce: ctx.code?.nonce }),
+          id_token: await ctx.idToken({
+            sub: '1234567',
+            sub_legacy: 'abc',
+            name: 'Ada',
+            nickname: 'ada',
+            email: 'ada@example.com',
+            nonce: ctx.code?.nonce,
+          }),
         },
       }),
     });
@@ -640,7 +655,17 @@ describe('providers.gitlab', () => {
     expect(JSON.parse(me.body)).toEqual({ ok: true });
     expect(f.apiCalls).toEqual(['/api/v4/me']);
     const record = await app.record(browser);
-    expect(Object.keys(record!).sort()).toEqual(['access_token', 'expires_at', 'id_token', 'refresh_token', 'scope', 'sub', 'token_type', 'updated_at', 'version']);
+    expect(Object.keys(record!).sort()).toEqual([
+      'access_token',
+      'expires_at',
+      'id_token',
+      'refresh_token',
+      'scope',
+      'sub',
+      'token_type',
+      'updated_at',
+      'version',
+    ]);
     expectNoSecrets(app, browser, f);
   });
 });
@@ -681,7 +706,11 @@ describe('providers.nylas', () => {
         },
       }),
     });
-    const app = await startApp(providers.nylas({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUri: f.origin, provider: 'google' }), {}, '/v3/grants/me');
+    const app = await startApp(
+      providers.nylas({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUri: f.origin, provider: 'google' }),
+      {},
+      '/v3/grants/me',
+    );
     const { browser, status, body } = await app.login();
     expect(status).toBe(200);
     expect(JSON.parse(body)).toMatchObject({ authenticated: true, token: { refreshable: true } });

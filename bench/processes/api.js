@@ -22,6 +22,7 @@ const verifyOptions = { issuer: metadata.issuer, audience: cfg.apiResource, typ:
 
 let hits = 0;
 let rejected = 0;
+let connections = 0;
 
 function deny(res) {
   rejected++;
@@ -48,11 +49,12 @@ const server = http.createServer(async (req, res) => {
   res.end(body);
 });
 server.keepAliveTimeout = 65_000;
+server.on('connection', () => connections++);
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 
 const ipc = serve(
   {
-    counters: () => ({ hits, rejected }),
+    counters: () => ({ hits, rejected, connections }),
   },
   {
     onExit: () =>

@@ -22,11 +22,19 @@ const cfg = childConfig();
 let redis;
 let server;
 let closeApp;
+let diagnostics;
 
 const ipc = serve(
   {
     /** Peak RSS (getrusage maxrss) and current memory of this process. */
     stats: () => ({ maxRssBytes: process.resourceUsage().maxRSS * 1024, rssBytes: process.memoryUsage().rss, pid: process.pid }),
+    /** Whatever the variant reports about itself (and resets), e.g. the package's refresh events. */
+    diag: () => diagnostics?.() ?? null,
+    /** CPU time of this process so far (all threads, user + system), in microseconds. */
+    cpu: () => {
+      const { user, system } = process.cpuUsage();
+      return user + system;
+    },
   },
   {
     onExit: async () => {
@@ -55,6 +63,7 @@ try {
   const { build } = await import(file);
   const built = await build({ ...cfg, origin, redis });
   closeApp = built.close;
+  diagnostics = built.diagnostics;
   server.on('request', built.app);
   ipc.ready({ url: origin, pid: process.pid });
 } catch (err) {

@@ -84,12 +84,17 @@ async function storm({ urls, path, cookie, perInstance }) {
   try {
     await Promise.all(urls.flatMap((u, i) => Array.from({ length: perInstance }, () => get(agents[i], `${u}/healthz`))));
     const started = performance.now();
-    const results = await Promise.all(urls.flatMap((u, i) => Array.from({ length: perInstance }, () => get(agents[i], `${u}${path}`, cookie))));
+    const results = await Promise.all(
+      urls.flatMap((u, i) => Array.from({ length: perInstance }, () => get(agents[i], `${u}${path}`, cookie).then((r) => ({ ...r, instance: i })))),
+    );
     const wallMs = performance.now() - started;
     const lat = Float64Array.from(results.map((r) => r.ms)).sort();
     const statuses = {};
     for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-    return { requests: results.length, wallMs, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], statuses };
+    // Per app process: tells the process that refreshed apart from the ones that waited for it.
+    const perInstance99 = urls.map((_, i) => percentile(Float64Array.from(results.filter((r) => r.instance === i).map((r) => r.ms)).sort(), 99));
+    const perInstance50 = urls.map((_, i) => percentile(Float64Array.from(results.filter((r) => r.instance === i).map((r) => r.ms)).sort(), 50));
+    return { requests: results.length, wallMs, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], statuses, perInstance99, perInstance50 };
   } finally {
     for (const a of agents) a.destroy();
   }

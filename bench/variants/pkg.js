@@ -17,6 +17,11 @@ export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, c
     logger,
   });
   await auth.ready();
+  // Diagnostics for the storm report: how long each refresh took inside this process (the package's own
+  // `refresh` event: from the token request to the record written).
+  const refreshes = [];
+  auth.events.on('refresh', (e) => refreshes.length < 1000 && refreshes.push({ durationMs: e.durationMs, at: Date.now() }));
+  auth.events.on('refresh_failed', (e) => refreshes.length < 1000 && refreshes.push({ failed: e.reason, durationMs: e.durationMs, at: Date.now() }));
 
   const app = express();
   app.get('/healthz', healthz);
@@ -31,5 +36,5 @@ export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, c
   });
   app.use(oauthErrorHandler());
   app.use(finalErrorHandler);
-  return { app, close: () => auth.close() };
+  return { app, close: () => auth.close(), diagnostics: () => ({ refreshes: refreshes.splice(0) }) };
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * CPU-profiles one variant under one scenario's load, with the same processes as the benchmark:
+ *
+ *   npm run build && node bench/profile.js --variant pkg --scenario P2 --duration 15
+ *   node bench/profile.js --summarize bench/results/tmp/profiles/<file>.cpuprofile [--focus REGEX]
+ *
+ * The app process runs under `node --cpu-prof`; the profile is written when it exits and summarized
+ * (self time by area, top functions by self and inclusive time). Profiles go to bench/results/tmp/profiles/.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Children } from './lib/procs.js';
+import { API_RESOURCE, BENCH_DIR, CLIENT, appConfig, processFile } from './lib/config.js';
+import { summarizeProfile } from './lib/cpuprofile.js';
+import { connectRedis, deleteByPrefix } from './lib/redis.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    variant: { type: 'string', default: 'pkg' },
+    scenario: { type: 'string', default: 'P2' },
+    duration: { type: 'string', default: '15' },
+    connections: { type: 'string', default: '16' },
+    summarize: { type: 'string' },
+    focus: { type: 'string' },
+    top: { type: 'string', default: '30' },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+
+if (opts.summarize) {
+  console.log(summarizeProfile(opts.summarize, { top: Number(opts.top), focus: opts.focus }));
+  process.exit(0);
+}
+
+const paths = { P1: '/p1', P2: '/p2' };
+if (!paths[opts.scenario]) throw new Error('--scenario must be P1 or P2');
+if (!['pkg', 'baseline', 'eoc-cookie', 'eoc-redis'].includes(opts.variant)) throw new Error('--variant must be pkg, baseline, eoc-cookie or eoc-redis');
+const duration = Math.min(120, Math.max(1, Number(opts.duration)));
+const runId = `prof${Date.now().toString(36)}`;
+const prefix = `bench:${runId}:`;
+const dir = path.join(BENCH_DIR, 'results', 'tmp', 'profiles');
+mkdirSync(dir, { recursive: true });
+const name = `${opts.variant}-${opts.scenario}-${runId}.cpuprofile`;
+
+const children = new Children({ verbose: opts.verbose });
+process.on('exit', () => children.killAll());
+const hard = setTimeout(() => {
+  console.error('profile run took too long; killing its processes');
+  children.killAll();
+  process.exit(1);
+}, (duration + 90) * 1000);
+hard.unref();
+
+try {
+  const provider = await children.start('provider', processFile('provider.js'), { ...CLIENT, apiResource: API_RESOURCE });
+  const api = await children.start('api', processFile('api.js'), { issuer: provider.info.issuer, apiResource: API_RESOURCE });
+  const loadgen = await children.start('loadgen', processFile('loadgen.js'), {});
+  const app = await children.start('app', processFile('app.js'), appConfig(opts.variant, { issuer: provider.info.issuer, apiUrl: api.info.url }, prefix), {
+    execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`],
+  });
+  const login = await loadgen.request('login', { appUrl: app.info.url }, 30_000);
+  const url = `${app.info.url}${paths[opts.scenario]}`;
+  await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: 2 }, 60_000);
+  const r = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: duration }, (duration + 60) * 1000);
+  console.log(`${opts.variant} ${opts.scenario}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(1)} ms, ${r.non2xx + r.errors} failed (profile includes startup, login and a 2 s warm-up)`);
+  await app.stop(15_000);
+  await children.stopAll();
+  console.log(summarizeProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus }));
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  children.killAll();
+  const redis = await connectRedis().catch(() => undefined);
+  if (redis) {
+    await deleteByPrefix(redis, prefix).catch(() => {});
+    await redis.quit().catch(() => {});
+  }
+}

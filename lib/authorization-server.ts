@@ -1,7 +1,7 @@
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
 import { ConfigError, ProviderError } from './errors.js';
-import { FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
+import { FetchInvalidResponseError, FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
 
 /** The fields kept from a token response, copied into a fresh object (nothing else survives). */
 export interface TokenSet {
@@ -54,6 +54,7 @@ export function toProviderError(err: unknown, what: string): ProviderError {
     if (e instanceof FetchTimeoutError)
       return new ProviderError('token_endpoint_timeout', `${what}: the provider did not answer in time.`, { transient: true });
     if (e instanceof FetchTooLargeError) return new ProviderError('token_endpoint_error', `${what}: the provider's response was too large.`);
+    if (e instanceof FetchInvalidResponseError) return new ProviderError('token_endpoint_error', `${what}: ${e.message}.`);
     if (e instanceof FetchNetworkError) {
       return new ProviderError('token_endpoint_error', `${what}: the provider could not be reached${e.code ? ` (${e.code})` : ''}.`, {
         transient: true,

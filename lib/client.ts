@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import axios, { AxiosError, AxiosHeaders, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import type { ResolvedConfig } from './config.js';
-import { OriginNotAllowedError } from './errors.js';
+import { OriginNotAllowedError, UpstreamTimeoutError } from './errors.js';
 
 /** Agents shared by every per-request client of one `oauth()` instance: connections are reused, user state is not. */
 export interface SharedAgents {
@@ -24,13 +24,23 @@ export interface AccessTokenSource {
 
 const kToken = Symbol('express-oauth-client.token');
 const kRetried = Symbol('express-oauth-client.retried');
-type TaggedConfig = InternalAxiosRequestConfig & { [kToken]?: string; [kRetried]?: boolean };
+const kDeadline = Symbol('express-oauth-client.deadline');
+const kUserSignal = Symbol('express-oauth-client.user-signal');
+type TaggedConfig = InternalAxiosRequestConfig & {
+  [kToken]?: string;
+  [kRetried]?: boolean;
+  [kDeadline]?: AbortSignal;
+  [kUserSignal]?: AbortSignal | null;
+};
 
 const IDEMPOTENT = new Set(['get', 'head', 'options', 'put', 'delete', 'trace']);
 
-/** A request can be sent again after a 401 when its method is idempotent or its body is fully buffered. */
+/**
+ * A request is sent again after a 401 only when that cannot change its effect: an idempotent method and a
+ * body that is fully in memory (a stream has been consumed by the first attempt).
+ */
 function replayable(config: InternalAxiosRequestConfig): boolean {
-  if (IDEMPOTENT.has((config.method ?? 'get').toLowerCase())) return true;
+  if (!IDEMPOTENT.has((config.method ?? 'get').toLowerCase())) return false;
   const d = config.data;
   return (
     d === undefined ||
@@ -46,11 +56,18 @@ function replayable(config: InternalAxiosRequestConfig): boolean {
 
 const REDACTED = '[REDACTED]';
 
-/** Removes the bearer token from everything a caller may log: config headers and the raw request. */
+/**
+ * Removes the bearer token from everything a caller may log: config headers, the raw request, and the
+ * shared agents (their sockets hold the raw header blocks of other users' requests in flight).
+ */
 function redact(target: { config?: InternalAxiosRequestConfig; request?: unknown; response?: AxiosResponse }): void {
   const headers = target.config?.headers;
   if (headers && typeof headers.get === 'function' && headers.has('Authorization')) headers.set('Authorization', REDACTED);
-  if (target.config) delete (target.config as TaggedConfig)[kToken];
+  if (target.config) {
+    delete (target.config as TaggedConfig)[kToken];
+    target.config.httpAgent = undefined;
+    target.config.httpsAgent = undefined;
+  }
   // The ClientRequest keeps the raw header block (`_header`), token included.
   if ('request' in target) target.request = undefined;
   if (target.response) {
@@ -94,6 +111,12 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
     config.httpAgent = agents.http;
     config.httpsAgent = agents.https;
     config.timeout = Math.min(config.timeout || cfg.httpTimeout, cfg.httpTimeout);
+    // axios's timeout stops at the response headers; this deadline also covers a slow-drip body.
+    if (!(kUserSignal in config)) config[kUserSignal] = (config.signal as AbortSignal | undefined) ?? null;
+    const deadline = AbortSignal.timeout(cfg.httpTimeout);
+    config[kDeadline] = deadline;
+    const userSignal = config[kUserSignal];
+    config.signal = userSignal ? AbortSignal.any([userSignal, deadline]) : deadline;
     if (!(config.maxContentLength! > 0) || config.maxContentLength! > cfg.maxResponseBytes) config.maxContentLength = cfg.maxResponseBytes;
     const token = await source.accessToken();
     config[kToken] = token;
@@ -105,20 +128,26 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
   instance.interceptors.response.use(
     (response) => {
       redact(response);
+      const data = response.data as { prependListener?: (e: 'error', l: (err: unknown) => void) => unknown } | undefined;
+      // A streamed body fails later (size cap, deadline) with an AxiosError of its own: redact that too.
+      if (data && typeof data.prependListener === 'function') data.prependListener('error', (err) => err instanceof AxiosError && redact(err));
       return response;
     },
     async (error: unknown) => {
       if (!(error instanceof AxiosError)) throw error;
       const config = error.config as TaggedConfig | undefined;
       const used = config?.[kToken];
-      if (error.response?.status === 401 && config && used !== undefined && !config[kRetried] && replayable(config)) {
-        redact(error);
-        // Force a refresh unless another request already replaced the rejected token; then replay once.
-        await source.accessToken({ rejected: used });
-        config[kRetried] = true;
-        return instance.request(config);
-      }
+      const timedOut = config?.[kDeadline]?.aborted === true || error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT';
       redact(error);
+      if (timedOut && !config?.[kUserSignal]?.aborted) throw new UpstreamTimeoutError(error);
+      if (error.response?.status === 401 && config && used !== undefined && !config[kRetried]) {
+        // Refresh unless another request already replaced the rejected token; replay once when that is safe.
+        await source.accessToken({ rejected: used });
+        if (replayable(config)) {
+          config[kRetried] = true;
+          return instance.request(config);
+        }
+      }
       throw error;
     },
   );

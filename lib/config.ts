@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import { safeReturnTo } from './return-to.js';
 import type { Logger, OAuthOptions } from './types.js';
 import type { TokenStore } from './token-store/types.js';
 
@@ -283,28 +284,26 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   }
   if (new Set(Object.values(paths)).size !== 3) fail('`paths.login`, `paths.callback` and `paths.logout` must differ.');
 
+  // Redirect targets set in configuration obey rule 9 too: a same-origin path that stays one once parsed.
+  const samePath = (value: string) => safeReturnTo(value, redirect.origin) === value;
   let postLogout: string | undefined;
   if (options.postLogoutRedirectUri !== undefined) {
-    if (
-      typeof options.postLogoutRedirectUri === 'string' &&
-      options.postLogoutRedirectUri.startsWith('/') &&
-      !options.postLogoutRedirectUri.startsWith('//')
-    ) {
-      postLogout = new URL(options.postLogoutRedirectUri, redirect.origin).href;
+    const v = options.postLogoutRedirectUri;
+    if (typeof v === 'string' && v.startsWith('/')) {
+      if (!samePath(v)) fail('`postLogoutRedirectUri` must be a plain path on this app (no `//`, backslashes or control characters).');
+      postLogout = new URL(v, redirect.origin).href;
     } else {
-      const u = parseUrlOption('postLogoutRedirectUri', options.postLogoutRedirectUri, allowInsecureHttp);
-      if (u.origin !== redirect.origin) fail('`postLogoutRedirectUri` must be on the same origin as `redirectUri`.');
+      const u = parseUrlOption('postLogoutRedirectUri', v, allowInsecureHttp);
+      if (u.origin !== redirect.origin || !samePath(`${u.pathname}${u.search}${u.hash}`)) {
+        fail('`postLogoutRedirectUri` must be on the same origin as `redirectUri`.');
+      }
       postLogout = u.href;
     }
   }
   let accessDenied: string | undefined;
   if (options.accessDeniedRedirect !== undefined) {
-    if (
-      typeof options.accessDeniedRedirect !== 'string' ||
-      !options.accessDeniedRedirect.startsWith('/') ||
-      options.accessDeniedRedirect.startsWith('//')
-    ) {
-      fail('`accessDeniedRedirect` must be a path on this app starting with "/".');
+    if (typeof options.accessDeniedRedirect !== 'string' || !samePath(options.accessDeniedRedirect)) {
+      fail('`accessDeniedRedirect` must be a plain path on this app starting with "/" (no `//`, backslashes or control characters).');
     }
     accessDenied = options.accessDeniedRedirect;
   }

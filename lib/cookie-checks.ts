@@ -21,8 +21,8 @@ export function createCookieChecks(cfg: ResolvedConfig): (req: Request) => void 
         "the app is served over https behind a proxy but Express 'trust proxy' is not set: express-session will not send Secure cookies and logins will fail. Call app.set('trust proxy', 1) (or the number of proxies).",
       );
     }
-    const cookie = (req as Request & { session?: { cookie?: { httpOnly?: boolean; sameSite?: unknown; secure?: unknown; domain?: string } } }).session
-      ?.cookie;
+    type CookieView = { httpOnly?: boolean; sameSite?: unknown; secure?: unknown; domain?: string; path?: string };
+    const cookie = (req as Request & { session?: { cookie?: CookieView } }).session?.cookie;
     if (!cookie || cookieChecked) return;
     cookieChecked = true;
     if (cookie.httpOnly === false) warn('httponly', 'the session cookie is not HttpOnly: set cookie.httpOnly to true in express-session.');
@@ -35,8 +35,11 @@ export function createCookieChecks(cfg: ResolvedConfig): (req: Request) => void 
     if (cookie.sameSite === undefined || cookie.sameSite === false || cookie.sameSite === 'none') {
       warn('samesite-missing', "the session cookie has no SameSite=Lax: set cookie.sameSite to 'lax' in express-session.");
     }
-    if (httpsApp && cookie.secure === false)
+    // express-session leaves `secure` undefined by default: anything but true is a cookie sent over http.
+    if (httpsApp && cookie.secure !== true)
       warn('secure', "the app is served over https but the session cookie is not Secure: set cookie.secure to true (or 'auto').");
+    if (cookie.path !== undefined && cookie.path !== '/')
+      warn('path', `the session cookie's Path is ${cookie.path}: use '/' so every route sees the login.`);
     if (cookie.domain) warn('domain', 'the session cookie has a Domain attribute: it is sent to every subdomain. Leave cookie.domain unset.');
   };
 }

@@ -20,6 +20,7 @@ export type OAuthErrorCode =
   | 'token_endpoint_timeout'
   | 'id_token_invalid'
   | 'origin_not_allowed'
+  | 'upstream_timeout'
   | 'store_unavailable'
   | 'refresh_unavailable'
   | 'provider_unavailable';
@@ -123,6 +124,13 @@ export class OriginNotAllowedError extends OAuthError {
     super('origin_not_allowed', 500, `Refused to send a request to ${origin}: it is not one of the configured apiBaseUrl origins.`, {
       expose: false,
     });
+  }
+}
+
+/** A `req.oauthClient` call to the API did not complete (headers and body) within `httpTimeout`. */
+export class UpstreamTimeoutError extends OAuthError {
+  constructor(cause?: unknown) {
+    super('upstream_timeout', 504, 'The API did not answer in time.', { cause: sanitizeCause(cause) });
   }
 }
 

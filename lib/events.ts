@@ -29,4 +29,16 @@ export interface OAuthEventMap {
  * auth.events.on('refresh_failed', ({ reason }) => metrics.increment('oauth_refresh_failed', { reason }));
  * ```
  */
-export class OAuthEvents extends EventEmitter<OAuthEventMap> {}
+export class OAuthEvents extends EventEmitter<OAuthEventMap> {
+  /** Called when a listener throws; a listener's bug never breaks a login, refresh or logout. */
+  onListenerError: (name: string, err: unknown) => void = () => {};
+
+  override emit<K extends keyof OAuthEventMap>(name: K, ...args: OAuthEventMap[K]): boolean {
+    try {
+      return (EventEmitter.prototype.emit as (this: EventEmitter, n: string, ...a: unknown[]) => boolean).call(this, name, ...args);
+    } catch (err) {
+      this.onListenerError(String(name), err);
+      return true;
+    }
+  }
+}

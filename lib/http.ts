@@ -20,6 +20,14 @@ export class FetchTooLargeError extends Error {
   }
 }
 
+/** The token response breaks the strict parsing of rule 3 in a way openid-client would let through. */
+export class FetchInvalidResponseError extends Error {
+  constructor(what: string) {
+    super(`invalid token response: ${what}`);
+    this.name = 'FetchInvalidResponseError';
+  }
+}
+
 /** The provider could not be reached (refused, reset, DNS). */
 export class FetchNetworkError extends Error {
   constructor(readonly code: string | undefined) {
@@ -65,6 +73,8 @@ function normalizeTokenResponse(status: number, headers: Headers, body: Buffer, 
     const error = ERRORS_WITH_200[o.error] ?? o.error;
     return { status: 400, body: Buffer.from(JSON.stringify({ error })) };
   }
+  // oauth4webapi would parseFloat a string ("3600abc"); rule 3 wants a JSON number.
+  if (o.expires_in !== undefined && typeof o.expires_in !== 'number') throw new FetchInvalidResponseError('expires_in is not a number');
   if (!keepIdToken && 'id_token' in o) {
     delete o.id_token;
     return { status, body: Buffer.from(JSON.stringify(o)) };

@@ -20,6 +20,7 @@ export {
   StoreUnavailableError,
   RefreshUnavailableError,
   OriginNotAllowedError,
+  UpstreamTimeoutError,
   type OAuthErrorCode,
 } from './errors.js';
 export { OAuthEvents, type OAuthEventMap, type OAuthEventBase } from './events.js';

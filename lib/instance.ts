@@ -22,6 +22,8 @@ export class Instance {
     this.server = new AuthorizationServer(cfg);
     this.cipher = new RecordCipher(cfg.encryptionKeys, { issuer: this.server.issuer, clientId: cfg.clientId });
     this.tokens = new TokenService(cfg, this.cipher, this.server, this.events);
+    this.events.onListenerError = (name, err) =>
+      cfg.logger.error(`an '${name}' event listener threw; the flow went on`, { error: err instanceof Error ? err.message : String(err) });
     cfg.tokenStore.attachErrorListener?.((err) => {
       cfg.logger.error('token store connection error', { error: err instanceof Error ? err.message : String(err) });
     });
@@ -44,6 +46,10 @@ export class Instance {
   /** Resolves once discovery has succeeded, however many retries that takes; rejects on a configuration error. */
   whenProviderLoaded(): Promise<Configuration> {
     return this.server.whenLoaded(this.logDiscovery);
+  }
+
+  providerUnavailable(): ProviderError {
+    return new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 });
   }
 
   /** The provider configuration for a request: 503 while discovery has not succeeded yet. */

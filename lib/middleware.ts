@@ -166,8 +166,9 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
     checkCookies(req);
-    if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
-      res.setHeader('Allow', route.method === 'GET' ? 'GET, HEAD' : route.method);
+    // GET only (no HEAD): a HEAD must not redeem a code or create a login transaction.
+    if (req.method !== route.method) {
+      res.setHeader('Allow', route.method);
       return renderOAuthError(instance, new OAuthError('method_not_allowed', 405, 'Method not allowed.'), req, res);
     }
     route.handler(instance, req, res).catch((err: unknown) => {

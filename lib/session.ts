@@ -62,11 +62,12 @@ export function livePending(data: OAuthSessionData | undefined, now = Date.now()
   return out;
 }
 
-function call(req: SessionRequest, op: 'save' | 'regenerate' | 'destroy', timeoutMs: number): Promise<void> {
+function call(req: SessionRequest, op: 'save' | 'regenerate' | 'destroy' | 'reload', timeoutMs: number): Promise<void> {
   const work = new Promise<void>((resolve, reject) => {
     const done = (err?: unknown) => (err ? reject(new StoreUnavailableError(`Session ${op} failed.`, err)) : resolve());
     if (op === 'save') req.session.save(done);
     else if (op === 'regenerate') req.session.regenerate(done);
+    else if (op === 'reload') req.session.reload(done);
     else req.session.destroy(done);
   });
   return withTimeout(work, timeoutMs, () => new StoreUnavailableError(`Session ${op} timed out.`));
@@ -76,6 +77,8 @@ function call(req: SessionRequest, op: 'save' | 'regenerate' | 'destroy', timeou
 export const saveSession = (req: SessionRequest, timeoutMs: number) => call(req, 'save', timeoutMs);
 /** Regenerates the session id (the old record is destroyed), bounded by `timeoutMs`. */
 export const regenerateSession = (req: SessionRequest, timeoutMs: number) => call(req, 'regenerate', timeoutMs);
+/** Re-reads the session from the store (what other requests wrote meanwhile), bounded by `timeoutMs`. */
+export const reloadSession = (req: SessionRequest, timeoutMs: number) => call(req, 'reload', timeoutMs);
 /** Destroys the session, bounded by `timeoutMs`. */
 export const destroySession = (req: SessionRequest, timeoutMs: number) => call(req, 'destroy', timeoutMs);
 

@@ -33,6 +33,7 @@ export class TokenService {
   private readonly inflight = new Map<string, Promise<LoadedRecord>>();
   /** Short-lived decrypted records by session id (see `tokenCacheMs`); refreshed and cleared by this process's own writes. */
   private readonly cache = new Map<string, { loaded: LoadedRecord; until: number }>();
+  private writesSinceSweep = 0;
   private readonly lease: number;
   private readonly waitLimit: number;
 
@@ -42,10 +43,12 @@ export class TokenService {
     private readonly server: AuthorizationServer,
     private readonly events: OAuthEvents,
   ) {
-    // The lock outlives the token request deadline, so a live holder never loses it mid-request.
-    this.lease = cfg.httpTimeout + 5000;
-    // Waiters give up a little after the longest a live holder can take; a dead holder means 503 until the lease ends.
-    this.waitLimit = cfg.httpTimeout + 1000;
+    // The longest a live holder can take: re-read, token request, JWKS fetch (new signing key), write.
+    const worstCase = 2 * cfg.httpTimeout + 3 * cfg.storeTimeout;
+    // The lock outlives that, so a live holder never loses it mid-refresh.
+    this.lease = worstCase + 2000;
+    // Waiters give up once a live holder would have finished; a dead holder means 503 until the lease ends.
+    this.waitLimit = worstCase + 500;
   }
 
   /** Runs a store call bounded by `storeTimeout`; any failure becomes a 503. */
@@ -61,13 +64,27 @@ export class TokenService {
     });
   }
 
-  private remember(sid: string, loaded: LoadedRecord | null): void {
+  private remember(sid: string, loaded: LoadedRecord | null, { fromRead = false } = {}): void {
     const ms = this.cfg.tokenCacheMs;
     if (ms <= 0) return;
+    const now = Date.now();
+    const cached = this.cache.get(sid);
+    // A read that started before this process's own refresh must not put the older record back.
+    if (fromRead && loaded && cached && cached.until > now && cached.loaded.record.version > loaded.record.version) return;
     this.cache.delete(sid);
     if (!loaded) return;
-    this.cache.set(sid, { loaded, until: Date.now() + ms });
+    this.cache.set(sid, { loaded, until: now + ms });
     if (this.cache.size > MAX_CACHE) this.cache.delete(this.cache.keys().next().value!);
+    // Decrypted tokens do not linger: expired entries are swept every so often.
+    if (++this.writesSinceSweep >= 1000) {
+      this.writesSinceSweep = 0;
+      for (const [key, entry] of this.cache) if (entry.until <= now) this.cache.delete(key);
+    }
+  }
+
+  /** Claims a one-time key (a login transaction) atomically across processes; false when already claimed. */
+  claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    return this.bounded('claim', () => this.cfg.tokenStore.lock(key, '1', ttlMs));
   }
 
   /** Forgets what this process cached about a session (logout, login, end of login). */
@@ -81,9 +98,12 @@ export class TokenService {
    */
   async readCached(sid: string): Promise<LoadedRecord | null> {
     const hit = this.cache.get(sid);
-    if (hit && hit.until > Date.now()) return hit.loaded;
+    if (hit) {
+      if (hit.until > Date.now()) return hit.loaded;
+      this.cache.delete(sid);
+    }
     const loaded = await this.read(sid);
-    this.remember(sid, loaded);
+    this.remember(sid, loaded, { fromRead: true });
     return loaded;
   }
 

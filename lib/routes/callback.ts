@@ -4,7 +4,7 @@ import { sha256 } from '../crypto.js';
 import { CallbackError, OAuthError, ProviderError, StoreUnavailableError } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
-import { livePending, regenerateSession, saveSession } from '../session.js';
+import { TX_TTL_MS, livePending, regenerateSession, reloadSession, saveSession } from '../session.js';
 import { sessionTag } from '../tokens.js';
 
 /** Parameters of an authorization response that may appear at most once. */
@@ -35,6 +35,10 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
   for (const [, value] of params) if (value.length > MAX_PARAM) throw invalid('oversized parameter');
   const state = params.get('state');
   if (!state) throw invalid('missing state');
+  // Without provider metadata the login cannot finish now: answer 503 before consuming the transaction,
+  // so the same callback can be retried.
+  const config = server.loaded;
+  if (!config) throw instance.providerUnavailable();
 
   // 2. Find the transaction this browser started, by a hash of the state.
   const data = sreq.session.oauth;
@@ -43,13 +47,14 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
   const tx = pending[key];
   if (!tx || !data) throw invalid('unknown or expired state');
 
-  // 3. Consume it (single use), durably, before anything else can go wrong.
+  // 3. Consume it (single use): an atomic claim in the store, so two concurrent requests with the same
+  // callback cannot both redeem the code; then durably in the session.
+  if (!(await tokens.claimOnce(`tx:${key}`, TX_TTL_MS))) throw invalid('state already used');
   delete pending[key];
   data.tx = pending;
   await saveSession(sreq, cfg.storeTimeout);
 
   // 4. RFC 9207: the response must come from the issuer this login was sent to.
-  const config = await instance.providerConfig();
   const iss = params.get('iss');
   if (iss !== null ? iss !== tx.issuer : server.issParameterSupported(config)) throw invalid('issuer mismatch');
 
@@ -84,11 +89,13 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
     throw err;
   }
 
-  // 7. New session id (fixation defence); pending logins of other tabs move along; old tokens go.
+  // 7. New session id (fixation defence); pending logins of other tabs (re-read: one may have started
+  // during the exchange) move along; the old session's tokens go once the new login is stored.
   const oldSid = sreq.sessionID;
-  const otherTabs = livePending(sreq.session.oauth);
   try {
-    await tokens.remove(oldSid);
+    await reloadSession(sreq, cfg.storeTimeout);
+    const otherTabs = livePending(sreq.session.oauth);
+    delete otherTabs[key];
     await regenerateSession(sreq, cfg.storeTimeout);
     sreq.session.oauth = { tx: otherTabs, user: { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) }, loginAt: Date.now() };
     await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
@@ -98,6 +105,7 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
     void instance.revokeQuietly(config, tokenSet.refresh_token, tokenSet.access_token);
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
+  await tokens.remove(oldSid).catch(() => {}); // best effort: the old session id no longer exists anyway
   events.emit('login', { session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
   res.redirect(302, tx.returnTo);
 }

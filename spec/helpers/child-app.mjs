@@ -23,6 +23,7 @@ const auth = oauth({
   tokenStore: new RedisTokenStore({ client: redis, prefix: env.prefix }),
   encryptionKey: env.encryptionKey,
   httpTimeout: env.httpTimeout ?? 10000,
+  storeTimeout: env.storeTimeout ?? 2000,
   logger: { warn: () => {}, error: () => {} },
 });
 auth.events.on('refresh', () => events.refresh++);

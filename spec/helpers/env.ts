@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { inspect } from 'node:util';
 import express, { type Express } from 'express';
 import session from 'express-session';
 import { RedisStore } from 'connect-redis';
@@ -83,6 +84,14 @@ export async function startResourceServer(provider: TestProvider): Promise<Resou
   app.get('/v1/redirect', auth, (_req, res) => res.redirect(302, 'http://127.0.0.1:1/elsewhere'));
   app.get('/v1/big', auth, (_req, res) => res.type('json').send(`"${'x'.repeat(2 * 1024 * 1024)}"`));
   app.get('/v1/hang', auth, () => {});
+  app.put('/v1/echo', auth, express.json(), (req, res) => res.json({ sub: res.locals.sub, received: req.body }));
+  app.get('/v1/reset', auth, (req) => req.socket.destroy());
+  app.get('/v1/drip', auth, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('"');
+    const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : res.write('x')), 100);
+    res.on('close', () => clearInterval(timer));
+  });
   const server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   state.server = server;
@@ -134,6 +143,8 @@ export interface EnvOptions {
   redis?: Redis;
   /** Another app instance over the same provider, API and stores (prefix) as an existing env. */
   sharing?: TestEnv;
+  /** Do not wait for `auth.ready()` (discovery failing on purpose). */
+  skipReady?: boolean;
 }
 
 let envCounter = 0;
@@ -169,7 +180,7 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
     ...(typeof options.oauth === 'function' ? options.oauth(provider, api) : options.oauth),
   };
   const auth = oauth(oauthOptions);
-  await auth.ready();
+  if (!options.skipReady) await auth.ready();
 
   const app = express();
   app.use(
@@ -196,6 +207,25 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
   app.post('/api/stream-post', requireAuth(), async (req, res) => {
     const r = await req.oauthClient.post('/v1/echo', Readable.from([Buffer.from('{"a":1}')]), { headers: { 'content-type': 'application/json' } });
     res.json(r.data);
+  });
+  app.post('/api/stream-put', requireAuth(), async (req, res) => {
+    const r = await req.oauthClient.put('/v1/echo', Readable.from([Buffer.from('{"a":1}')]), { headers: { 'content-type': 'application/json' } });
+    res.json(r.data);
+  });
+  app.get('/api/inspect-error', requireAuth(), async (req, res) => {
+    // What an app would log: the whole error, inspected and as JSON.
+    try {
+      await req.oauthClient.get(String(req.query.url));
+      res.json({ ok: true });
+    } catch (err) {
+      const e = err as Error & { toJSON?: () => unknown };
+      res.json({
+        name: e.name,
+        code: (e as { code?: string }).code,
+        inspected: inspect(err, { depth: 12 }),
+        json: JSON.stringify(e.toJSON?.() ?? null),
+      });
+    }
   });
   app.post('/api/json-post', requireAuth(), async (req, res) => {
     const r = await req.oauthClient.post('/v1/echo', { a: 1 });

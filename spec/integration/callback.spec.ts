@@ -104,6 +104,18 @@ describe('A: callback state', () => {
   });
 });
 
+describe('A: single use under concurrency', () => {
+  it('A9 (rule 1): the same callback sent twice at once redeems the code once: one login, one 400', async () => {
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    const before = env.provider.counters.tokenRequests;
+    const results = await Promise.all([browser.request(cb), browser.request(cb)]);
+    expect(results.map((r) => r.status).sort()).toEqual([302, 400]);
+    expect(env.provider.counters.tokenRequests - before).toBe(1);
+    expect((await browser.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } })).status).toBe(200);
+  });
+});
+
 describe('B: code injection and mix-up', () => {
   it("B1: a stolen code replayed with the victim's own transaction fails (PKCE) and the victim stays logged in", async () => {
     const attacker = new TestBrowser();

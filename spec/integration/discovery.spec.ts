@@ -151,4 +151,27 @@ describe('G: cookie and proxy setup warnings (rule 10)', () => {
     expect(text).toContain('not HttpOnly');
     expect(logger.lines.filter((l) => l.includes('SameSite=Strict'))).toHaveLength(1);
   });
+
+  it("G15: an https app whose session cookie is not Secure (express-session's default) is reported", async () => {
+    const md = await metadataServer((path, issuer) => ({ status: 200, body: metadata(issuer) }));
+    cleanup.push(() => md.server.close());
+    const logger = new CapturedLogger();
+    const auth = oauth({
+      issuer: md.issuer,
+      clientId: 'c',
+      clientSecret: 's3cret-value',
+      redirectUri: 'https://app.example.com/oauth/callback',
+      apiBaseUrl: 'http://localhost:4000',
+      tokenStore: new MemoryTokenStore(),
+      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+      logger,
+    });
+    cleanup.push(() => auth.close());
+    await auth.ready();
+    const app = express();
+    app.use(session({ secret: 'x', resave: false, saveUninitialized: false }));
+    app.use(auth);
+    await request(app).get('/oauth/login');
+    expect(logger.lines.join('\n')).toContain('not Secure');
+  });
 });

@@ -10,7 +10,7 @@ let env: TestEnv;
 let evil: { url: string; requests: Array<{ url: string; authorization?: string }>; server: http.Server };
 
 beforeAll(async () => {
-  env = await createEnv();
+  env = await createEnv({ oauth: { httpTimeout: 1500 } });
   const requests: Array<{ url: string; authorization?: string }> = [];
   const server = http.createServer((req, res) => {
     requests.push({ url: req.url ?? '', authorization: req.headers.authorization });
@@ -67,7 +67,10 @@ describe('G: logout', () => {
     const browser = new TestBrowser();
     const res = await browser.request(callbackUrl(env, 'state=x&code=y'), { method: 'POST', headers: { origin: env.appUrl } });
     expect(res.status).toBe(405);
-    expect(res.headers.get('allow')).toBe('GET, HEAD');
+    expect(res.headers.get('allow')).toBe('GET');
+    // A HEAD must not redeem a code either.
+    const head = await browser.request(callbackUrl(env, 'state=x&code=y'), { method: 'HEAD' });
+    expect(head.status).toBe(405);
   });
 
   it('G11: a same-origin logout revokes at the provider, deletes the record, destroys the session and clears the cookie', async () => {
@@ -219,5 +222,44 @@ describe('I: parsing and outbound requests', () => {
     const last = env.api.authorizations.at(-1)!;
     expect(last.authorization).toBe(`Bearer ${record.access_token}`);
     expect(env.logger.lines.join('\n')).not.toContain(record.access_token);
+  });
+
+  it("I10 (rule 12): an error the app inspects or serializes holds no token, not its own and not another user's in flight", async () => {
+    const alice = (await env.login(undefined, { user: 'alice' })).browser;
+    const bob = new TestBrowser();
+    await env.login(bob, { user: 'bob' });
+    const aliceToken = (await env.readRecord(env.sid(alice)))!.access_token;
+    const bobToken = (await env.readRecord(env.sid(bob)))!.access_token;
+    // Bob's request stays in flight on a pooled socket while Alice's fails.
+    const bobPending = bob.request(`${env.appUrl}/api/inspect-error?url=${encodeURIComponent('/v1/hang')}`, { headers: json });
+    await new Promise((r) => setTimeout(r, 100));
+    for (const url of ['/v1/reset', '/v1/big', '/v1/redirect']) {
+      const res = await alice.request(`${env.appUrl}/api/inspect-error?url=${encodeURIComponent(url)}`, { headers: json });
+      const body = JSON.parse(res.body);
+      expect(body.inspected.length).toBeGreaterThan(100);
+      expect(res.body).not.toContain(aliceToken);
+      expect(res.body).not.toContain(bobToken);
+      expect(res.body).not.toContain('Bearer ');
+    }
+    const bobRes = JSON.parse((await bobPending).body);
+    expect(bobRes.code).toBe('upstream_timeout');
+    expect(JSON.stringify(bobRes)).not.toContain(bobToken);
+  });
+
+  it('I11 (rule 12): a hanging API gives 504 upstream_timeout within the deadline', async () => {
+    const { browser } = await env.login();
+    const started = Date.now();
+    const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/hang')}`, { headers: json });
+    expect(res.status).toBe(504);
+    expect(JSON.parse(res.body)).toEqual({ error: 'upstream_timeout' });
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('I12 (rule 12): a slow-drip API body is cut off by the overall deadline (504)', async () => {
+    const { browser } = await env.login();
+    const started = Date.now();
+    const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/drip')}`, { headers: json });
+    expect(res.status).toBe(504);
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });

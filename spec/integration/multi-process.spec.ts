@@ -5,6 +5,8 @@ import { startChild, type ChildApp } from '../helpers/children.js';
 
 let env: TestEnv;
 let children: ChildApp[] = [];
+// Short deadlines so the lease of a dead lock holder (2 x httpTimeout + 3 x storeTimeout + 2 s) ends quickly.
+const CHILD = { httpTimeout: 1500, storeTimeout: 500 };
 
 beforeAll(async () => {
   env = await createEnv({ oauth: { httpTimeout: 1500 } });
@@ -33,7 +35,7 @@ function call(browser: TestBrowser, base: string) {
 
 describe('E: refresh across processes sharing one Redis', () => {
   beforeAll(async () => {
-    children = await Promise.all([0, 1, 2, 3].map(() => startChild(env, { httpTimeout: 1500 })));
+    children = await Promise.all([0, 1, 2, 3].map(() => startChild(env, CHILD)));
   });
 
   it('E17: 4 processes x 25 concurrent calls with an expired token: exactly one refresh, all 100 succeed, grant intact', async () => {
@@ -77,9 +79,9 @@ describe('E: refresh across processes sharing one Redis', () => {
     expect(record.version).toBeGreaterThanOrEqual(before.version);
 
     // After the lease, the next call works.
-    for (let i = 0; i < 200 && (await env.redis.exists(lockKey)); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 300 && (await env.redis.exists(lockKey)); i++) await new Promise((r) => setTimeout(r, 50));
     const after = await call(browser, children[1]!.url);
     expect(after.status).toBe(200);
-    children[0] = await startChild(env, { httpTimeout: 1500 });
+    children[0] = await startChild(env, CHILD);
   });
 });

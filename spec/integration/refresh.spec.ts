@@ -176,26 +176,30 @@ describe('E: upstream 401 before expiry', () => {
     expect(env.api.authorizations.length - apiHits).toBe(2);
   });
 
-  it('E11: a POST with a streamed (non-replayable) body gets the 401, without a retry', async () => {
+  it('E11: a POST (not idempotent) gets the 401 without a replay; the token is refreshed for the next call', async () => {
     const { browser } = await env.login();
-    const old = (await env.readRecord(env.sid(browser)))!;
-    await (await env.provider.provider.AccessToken.find(old.access_token))!.destroy();
-    const before = refreshes();
-    const apiHits = env.api.authorizations.length;
-    const res = await browser.request(`${env.appUrl}/api/stream-post`, { method: 'POST', headers: json });
-    expect(res.status).toBe(401);
-    expect(JSON.parse(res.body)).toEqual({ error: 'upstream', status: 401 });
-    expect(refreshes() - before).toBe(0);
-    expect(env.api.authorizations.length - apiHits).toBe(1);
+    let old = (await env.readRecord(env.sid(browser)))!;
+    for (const route of ['/api/stream-post', '/api/json-post']) {
+      old = (await env.readRecord(env.sid(browser)))!;
+      await (await env.provider.provider.AccessToken.find(old.access_token))!.destroy();
+      const apiHits = env.api.authorizations.length;
+      const res = await browser.request(`${env.appUrl}${route}`, { method: 'POST', headers: json });
+      expect(res.status).toBe(401);
+      expect(JSON.parse(res.body)).toEqual({ error: 'upstream', status: 401 });
+      expect(env.api.authorizations.length - apiHits).toBe(1);
+    }
+    expect((await env.readRecord(env.sid(browser)))!.access_token).not.toBe(old.access_token);
+    expect((await browser.request(`${env.appUrl}/api/json-post`, { method: 'POST', headers: json })).status).toBe(200);
   });
 
-  it('E12: a POST with a buffered JSON body is replayed once after a refresh', async () => {
+  it('E12: a PUT with a streamed body is not replayed (the stream is spent): the 401 comes back', async () => {
     const { browser } = await env.login();
     const old = (await env.readRecord(env.sid(browser)))!;
     await (await env.provider.provider.AccessToken.find(old.access_token))!.destroy();
-    const res = await browser.request(`${env.appUrl}/api/json-post`, { method: 'POST', headers: json });
-    expect(res.status).toBe(200);
-    expect(JSON.parse(res.body).received).toEqual({ a: 1 });
+    const apiHits = env.api.authorizations.length;
+    const res = await browser.request(`${env.appUrl}/api/stream-put`, { method: 'POST', headers: json });
+    expect(res.status).toBe(401);
+    expect(env.api.authorizations.length - apiHits).toBe(1);
   });
 
   it('E13: an API that keeps answering 401 is not retried in a loop', async () => {
@@ -248,5 +252,23 @@ describe('G/E: logout with revocation', () => {
     const secrets = [record.access_token, record.refresh_token!, fresh.access_token, fresh.refresh_token!, record.id_token!];
     expectNoSecrets(env, secrets, [JSON.stringify(events)]);
     expect(events.map((e) => e.name)).toEqual(expect.arrayContaining(['login', 'refresh', 'logout']));
+  });
+
+  it('E21: a throwing event listener never breaks a login, a refresh or a logout', async () => {
+    const boom = () => {
+      throw new Error('listener bug');
+    };
+    for (const name of ['login', 'refresh', 'logout'] as const) env.auth.events.on(name, boom);
+    try {
+      const { browser, callback } = await env.login();
+      expect(callback.status).toBe(302);
+      await expireAccessToken(browser);
+      expect((await browser.request(`${env.appUrl}/api/me`, { headers: json })).status).toBe(200);
+      const out = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: env.appUrl } });
+      expect(out.status).toBe(302);
+      expect(env.logger.lines.some((l) => l.includes("'login' event listener threw"))).toBe(true);
+    } finally {
+      for (const name of ['login', 'refresh', 'logout'] as const) env.auth.events.off(name, boom);
+    }
   });
 });

@@ -48,6 +48,8 @@ describe('D: token endpoint faults during the code exchange', () => {
     ['D4: missing access_token', json({ token_type: 'bearer', expires_in: 60 }), 502],
     ['D5: token_type mac', json({ access_token: 'x', token_type: 'mac', expires_in: 60 }), 502],
     ['D6: expires_in not a number', json({ access_token: 'x', token_type: 'bearer', expires_in: 'soon' }), 502],
+    ['D6b: expires_in as a string with junk ("3600abc")', json({ access_token: 'x', token_type: 'bearer', expires_in: '3600abc' }), 502],
+    ['D6c: expires_in as an array', json({ access_token: 'x', token_type: 'bearer', expires_in: [3600] }), 502],
     ['D7: negative expires_in', json({ access_token: 'x', token_type: 'bearer', expires_in: -5 }), 502],
     ['D8: invalid_grant', json({ error: 'invalid_grant' }, 400), 400],
     ['D9: invalid_client', json({ error: 'invalid_client' }, 401), 502],

@@ -63,6 +63,18 @@ describe('J: configuration is validated at startup', () => {
     ['bad auth method', (o) => ({ ...o, tokenEndpointAuthMethod: 'none' }), /`tokenEndpointAuthMethod` must be/],
     ['negative timeout', (o) => ({ ...o, httpTimeout: -1 }), /`httpTimeout` must be a number >= 1/],
     ['colliding paths', (o) => ({ ...o, paths: { login: '/oauth/callback' } }), /must differ/],
+    [
+      'postLogoutRedirectUri that resolves off-site',
+      (o) => ({ ...o, postLogoutRedirectUri: '/\\evil.com' }),
+      /`postLogoutRedirectUri` must be a plain path/,
+    ],
+    ['postLogoutRedirectUri on another origin', (o) => ({ ...o, postLogoutRedirectUri: 'https://evil.com/' }), /same origin as `redirectUri`/],
+    [
+      'accessDeniedRedirect that resolves off-site',
+      (o) => ({ ...o, accessDeniedRedirect: '/\\evil.com' }),
+      /`accessDeniedRedirect` must be a plain path/,
+    ],
+    ['accessDeniedRedirect protocol-relative', (o) => ({ ...o, accessDeniedRedirect: '//evil.com' }), /`accessDeniedRedirect` must be a plain path/],
     ['credentials in a URL', (o) => ({ ...o, apiBaseUrl: 'https://user:pass@api.example.com' }), /must not contain credentials/],
   ])('J: %s refuses to start with a message naming the option and the fix', (_name, change, message) => {
     expect(configError(change(base())).message).toMatch(message);

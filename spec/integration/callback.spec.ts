@@ -19,7 +19,7 @@ beforeEach(async () => {
 
 const iss = () => `iss=${encodeURIComponent(env.provider.issuer)}`;
 
-describe('A: callback state', () => {
+describe('A: callback state (rules 1, 2)', () => {
   it('A1: a callback without state is rejected before any token request', async () => {
     const before = await snapshot(env, victim);
     const res = await victim.request(callbackUrl(env, `code=abc&${iss()}`));
@@ -104,7 +104,7 @@ describe('A: callback state', () => {
   });
 });
 
-describe('A: single use under concurrency', () => {
+describe('A: single use under concurrency (rule 1)', () => {
   it('A9 (rule 1): the same callback sent twice at once redeems the code once: one login, one 400', async () => {
     const browser = new TestBrowser();
     const cb = await env.startLogin(browser);
@@ -116,7 +116,7 @@ describe('A: single use under concurrency', () => {
   });
 });
 
-describe('B: code injection and mix-up', () => {
+describe('B: code injection and mix-up (rules 2, 3; RFC 9207)', () => {
   it("B1: a stolen code replayed with the victim's own transaction fails (PKCE) and the victim stays logged in", async () => {
     const attacker = new TestBrowser();
     const stolen = new URL(await env.startLogin(attacker, { user: 'mallory' }));
@@ -167,7 +167,7 @@ describe('B: code injection and mix-up', () => {
   });
 });
 
-describe('C: provider errors on the callback', () => {
+describe('C: provider errors on the callback (rule 2, failure table)', () => {
   it('C1: access_denied gives 403 and the existing login stays', async () => {
     const { state } = await beginLogin(env, victim);
     const before = await snapshot(env, victim);
@@ -209,7 +209,7 @@ describe('C: provider errors on the callback', () => {
   });
 });
 
-describe('G: session fixation and switching users', () => {
+describe('G: session fixation, switching users, cookies (rules 5, 10)', () => {
   it('G1: the session id changes at login and the pre-login session is gone', async () => {
     const browser = new TestBrowser();
     const cb = await env.startLogin(browser);
@@ -269,7 +269,7 @@ describe('G: session fixation and switching users', () => {
   });
 });
 
-describe('H: returnTo through a whole login', () => {
+describe('H: returnTo through a whole login (rule 9)', () => {
   it.each(['//evil.example/x', '/\\evil.example', 'https://evil.example', '/%2F%2Fevil.example', '/.//evil.example', '/\t/evil.example'])(
     'H5: %s lands on this app',
     async (returnTo) => {

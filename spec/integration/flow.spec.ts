@@ -11,7 +11,7 @@ afterAll(async () => {
   await env?.close();
 });
 
-describe('end to end against oidc-provider', () => {
+describe('end to end against oidc-provider (rules 1-7, 12)', () => {
   it('logs in through the real provider pages, calls the API with the user token, and logs out', async () => {
     const { browser, callback } = await env.login(undefined, { returnTo: '/profile?tab=1' });
     expect(callback.status).toBe(302);

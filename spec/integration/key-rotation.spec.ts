@@ -24,7 +24,7 @@ function callOn(env: TestEnv, browser: TestBrowser, from: TestEnv, path = '/api/
   return browser.request(`${env.appUrl}${path}`, { headers: json });
 }
 
-describe('F: encryption key rotation', () => {
+describe('F: encryption key rotation (rule 6)', () => {
   it('F15: records under key A still work with [B, A], and are re-encrypted under B on the next write', async () => {
     const { browser } = await envA.login();
     const sid = envA.sid(browser);

@@ -26,7 +26,7 @@ afterAll(async () => {
 
 const json = { accept: 'application/json' };
 
-describe('G: logout', () => {
+describe('G: logout (rules 7, 11)', () => {
   it('G6: a cross-site logout (foreign Origin) is refused with 403 and the session is untouched', async () => {
     const { browser } = await env.login();
     const before = await snapshot(env, browser);
@@ -115,7 +115,7 @@ describe('G: logout', () => {
   });
 });
 
-describe('I: parsing and outbound requests', () => {
+describe('I: parsing and outbound requests (rules 2, 3, 12)', () => {
   it('I1: prototype-pollution query keys on the callback are rejected and pollute nothing', async () => {
     const { browser } = await env.login();
     const before = await snapshot(env, browser);

@@ -33,7 +33,7 @@ function call(browser: TestBrowser, base: string) {
   return browser.request(`${base}/api/me`, { headers: json });
 }
 
-describe('E: refresh across processes sharing one Redis', () => {
+describe('E: refresh across processes sharing one Redis (rule 8)', () => {
   beforeAll(async () => {
     children = await Promise.all([0, 1, 2, 3].map(() => startChild(env, CHILD)));
   });

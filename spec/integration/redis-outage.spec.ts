@@ -58,7 +58,7 @@ function expect503(res: BrowserResponse, ms: number) {
   expect(res.location).toBeUndefined();
 }
 
-describe('F: Redis outages', () => {
+describe('F: Redis outages (failure table: 503, nothing lost)', () => {
   it('F10: Redis paused mid-traffic: 503 within the bound for API calls, pages and logins; afterwards the same session works', async () => {
     const { browser } = await env.login();
     const sid = env.sid(browser);

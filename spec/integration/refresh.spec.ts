@@ -38,7 +38,7 @@ async function expireAccessToken(browser: TestBrowser, secondsLeft = -5) {
 
 const refreshes = () => env.provider.counters.refreshGrants + env.provider.counters.refreshErrors;
 
-describe('E: refresh in one process', () => {
+describe('E: refresh in one process (rule 8)', () => {
   it('E1: 50 concurrent calls with an expired token make exactly one refresh; all succeed; the user stays logged in', async () => {
     const { browser } = await env.login();
     const old = await expireAccessToken(browser);
@@ -163,7 +163,7 @@ describe('E: refresh in one process', () => {
   });
 });
 
-describe('E: upstream 401 before expiry', () => {
+describe('E: upstream 401 before expiry (rule 8)', () => {
   it('E10: a GET gets one refresh and one retry', async () => {
     const { browser } = await env.login();
     const old = (await env.readRecord(env.sid(browser)))!;
@@ -217,7 +217,7 @@ describe('E: upstream 401 before expiry', () => {
   });
 });
 
-describe('G/E: logout with revocation', () => {
+describe('G/E: logout with revocation, events (rules 7, 8)', () => {
   it('E14: logout revokes at the provider; the refresh token no longer works', async () => {
     const { browser } = await env.login();
     const record = (await env.readRecord(env.sid(browser)))!;

@@ -47,7 +47,7 @@ async function expectLoggedOutCleanly(r: Awaited<ReturnType<typeof withTamperedR
   expect(env.logger.lines.join('\n')).toContain('could not be decrypted');
 }
 
-describe('F: token records at rest', () => {
+describe('F: token records at rest (rule 6)', () => {
   it('F1: the stored record is a JWE with dir/A256GCM and a kid, and holds no plaintext token', async () => {
     const { browser } = await env.login();
     const sid = env.sid(browser);

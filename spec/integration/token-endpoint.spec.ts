@@ -40,7 +40,7 @@ async function callbackAgainst(fault: TokenFault) {
 
 const json = (body: unknown, status = 200): TokenFault => ({ kind: 'status', status, body: JSON.stringify(body) });
 
-describe('D: token endpoint faults during the code exchange', () => {
+describe('D: token endpoint faults during the code exchange (rule 3, failure table)', () => {
   const cases: Array<[string, TokenFault, number]> = [
     ['D1: HTML with status 200', { kind: 'status', status: 200, body: '<html>hello</html>', contentType: 'text/html' }, 502],
     ['D2: JSON null', json(null), 502],
@@ -127,7 +127,7 @@ describe('D: token endpoint faults during the code exchange', () => {
   });
 });
 
-describe('D: ID token validation (openid in scope)', () => {
+describe('D: ID token validation, openid in scope (rule 4)', () => {
   let oidcEnv: TestEnv;
   beforeAll(async () => {
     oidcEnv = await createEnv({ redis: env.redis });

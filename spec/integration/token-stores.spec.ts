@@ -61,7 +61,7 @@ describe.each(stores)('%s contract', (_name, make) => {
   });
 });
 
-describe('TokenService compare-and-set', () => {
+describe('TokenService compare-and-set (rule 8)', () => {
   it('E20: a write based on an old version is rejected and the newer tokens remain', async () => {
     const store = new RedisTokenStore({ client: redis, prefix: `test:cas:${process.pid}:` });
     const cipher = new RecordCipher(['cas-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' });

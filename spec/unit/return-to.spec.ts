@@ -70,7 +70,7 @@ const payloads = [
   '',
 ];
 
-describe('H: returnTo is same-origin only', () => {
+describe('H: returnTo is same-origin only (rule 9)', () => {
   it.each(payloads.map((p) => [JSON.stringify(p).slice(0, 60), p]))('H1: %s stays on our origin', (_name, payload) => {
     const out = safeReturnTo(payload, ORIGIN);
     expectSameOriginPath(out);

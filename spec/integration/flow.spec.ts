@@ -46,4 +46,23 @@ describe('end to end against oidc-provider (rules 1-7, 12)', () => {
       expect(haystack).not.toContain(secret);
     }
   });
+
+  it('rule 1: every login has a fresh 256-bit state, PKCE S256 and a nonce', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const res = await new TestBrowser().request(`${env.appUrl}/oauth/login`);
+      const url = new URL(res.location!);
+      const state = url.searchParams.get('state')!;
+      expect(Buffer.from(state, 'base64url').length).toBeGreaterThanOrEqual(32);
+      expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+      expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(Buffer.from(url.searchParams.get('nonce')!, 'base64url').length).toBeGreaterThanOrEqual(32);
+      expect(url.searchParams.get('redirect_uri')).toBe(`${env.appUrl}/oauth/callback`);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      for (const v of [state, url.searchParams.get('nonce')!, url.searchParams.get('code_challenge')!]) {
+        expect(seen.has(v)).toBe(false);
+        seen.add(v);
+      }
+    }
+  });
 });

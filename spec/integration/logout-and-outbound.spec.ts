@@ -197,6 +197,9 @@ describe('I: parsing and outbound requests (rules 2, 3, 12)', () => {
     try {
       const res = await browser.request(`${env.appUrl}/api/me`, { headers: json });
       expect(res.status).toBe(200);
+      // Rule 3: the code exchange ignores them too (the client secret never goes to a proxy).
+      const again = await env.login();
+      expect(again.callback.status).toBe(302);
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];

@@ -27,7 +27,7 @@ function configError(options: unknown): ConfigError {
   throw new Error('expected oauth() to refuse these options');
 }
 
-describe('J: configuration is validated at startup (rules 9, 10 for targets)', () => {
+describe('J: configuration is validated at startup (refuse to start)', () => {
   it.each<[string, (o: OAuthOptions) => unknown, RegExp]>([
     ['missing clientId', (o) => ({ ...o, clientId: undefined }), /`clientId` is required/],
     ['missing clientSecret', (o) => ({ ...o, clientSecret: '' }), /`clientSecret` is required/],

@@ -22,6 +22,7 @@ import { Children } from './lib/procs.js';
 import { connectRedis, countByPrefix, deleteByPrefix, REDIS_URL } from './lib/redis.js';
 import { median, min, max } from './lib/stats.js';
 import { renderMarkdown, renderSvg } from './lib/report.js';
+import { OutsideLoad } from './lib/machine-load.js';
 import { API_RESOURCE, BENCH_DIR, CLIENT, appConfig, processFile as proc } from './lib/config.js';
 
 const here = BENCH_DIR;
@@ -36,6 +37,8 @@ const { values: opts } = parseArgs({
     connections: { type: 'string' },
     storms: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'outside-limit': { type: 'string' },
+    retries: { type: 'string' },
     out: { type: 'string' },
     verbose: { type: 'boolean', default: false },
   },
@@ -51,11 +54,15 @@ const positiveInt = (name, v, fallback) => {
 };
 const settings = {
   quick,
-  rounds: Math.floor(positiveInt('rounds', opts.rounds, quick ? 1 : 8)),
-  durationSec: positiveInt('duration', opts.duration, quick ? 2 : 4),
+  rounds: Math.floor(positiveInt('rounds', opts.rounds, quick ? 1 : 12)),
+  durationSec: positiveInt('duration', opts.duration, quick ? 2 : 2),
   warmupSec: quick ? 1 : 3,
+  // A scenario-round during which other work on the machine used more than this many cores is thrown
+  // away and run again (Linux; see lib/machine-load.js), at most `retryBudget` times in the whole run.
+  outsideLoadLimit: Number(opts['outside-limit'] ?? 0.15),
+  retryBudget: quick ? 0 : Math.floor(positiveInt('retries', opts.retries, 10)),
   connections: Math.floor(positiveInt('connections', opts.connections, 16)),
-  loginsPerRound: quick ? 2 : 3,
+  loginsPerRound: 2,
   storms: Math.floor(positiveInt('storms', opts.storms, quick ? 1 : 3)),
   stormProcesses: 4,
   stormConcurrency: 50,
@@ -133,6 +140,7 @@ const loadTimer = setInterval(() => loadSamples.push(os.loadavg()[0]), 5000);
 loadTimer.unref();
 
 const services = {};
+let outside;
 
 async function startApp(name, variant, prefix, { profile = false } = {}) {
   const profileDir = path.join(here, 'results', 'tmp', 'profiles');
@@ -196,6 +204,9 @@ async function main() {
   services.apiUrl = api.info.url;
   const loadgen = await children.start('loadgen', proc('loadgen.js'), {});
   log(`provider ${services.issuer}, api ${services.apiUrl}`);
+  // Our own processes, for the outside-load measurement: this one, every child, and the Redis server.
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || undefined;
+  outside = new OutsideLoad(() => [process.pid, ...[...children.all].map((c) => c.pid), ...(redisPid ? [redisPid] : [])]);
 
   // 2. One process per variant; each logs in once and reuses its cookie.
   const apps = [];
@@ -216,13 +227,15 @@ async function main() {
   // shares the machine, and it counts what runs off the main thread (libuv pool, e.g. WebCrypto jobs).
   const load = async (app, scenario, durationSec) => {
     const cpuBefore = await app.child.request('cpu', {}, 10_000);
+    const mark = outside.mark();
     const r = await loadgen.request(
       'load',
       { url: `${app.url}${scenario.path}`, cookie: app.cookie, connections: settings.connections, durationSec },
       (durationSec + 30) * 1000,
     );
+    const outsideCores = outside.since(mark);
     const cpuAfter = await app.child.request('cpu', {}, 10_000);
-    return { ...r, cpuUsPerRequest: r.requests ? (cpuAfter - cpuBefore) / r.requests : NaN };
+    return { ...r, outsideCores, cpuUsPerRequest: r.requests ? (cpuAfter - cpuBefore) / r.requests : NaN };
   };
 
   // 3. Warm-up (not recorded).
@@ -232,16 +245,32 @@ async function main() {
   log('warm-up done');
 
   // 4. Rounds: each scenario, variants in order A B C D ...; then a few full logins per variant (P4).
+  //    A scenario-round disturbed by other work on the machine is run again (bounded by the retry budget).
   const samples = [];
   const logins = [];
+  const discarded = [];
+  let retriesLeft = settings.retryBudget;
   for (let round = 1; round <= settings.rounds; round++) {
     for (const scenario of SCENARIOS) {
-      for (const app of apps) {
-        const r = await load(app, scenario, settings.durationSec);
-        const bad = r.non2xx + r.errors + r.timeouts;
-        if (bad > 0) log(`warning: ${app.variant.id} ${scenario.id} round ${round}: ${bad} failed responses ${JSON.stringify(r.statuses)}`);
-        samples.push({ round, scenario: scenario.id, variant: app.variant.id, rps: r.rps, p50: r.p50, p99: r.p99, cpuUs: r.cpuUsPerRequest, requests: r.requests, failed: bad, statuses: r.statuses });
-        await sleep(100);
+      for (let attempt = 1; ; attempt++) {
+        const batch = [];
+        for (const app of apps) {
+          const r = await load(app, scenario, settings.durationSec);
+          const bad = r.non2xx + r.errors + r.timeouts;
+          if (bad > 0) log(`warning: ${app.variant.id} ${scenario.id} round ${round}: ${bad} failed responses ${JSON.stringify(r.statuses)}`);
+          batch.push({ round, scenario: scenario.id, variant: app.variant.id, rps: r.rps, p50: r.p50, p99: r.p99, cpuUs: r.cpuUsPerRequest, outsideCores: r.outsideCores, requests: r.requests, failed: bad, statuses: r.statuses });
+          await sleep(100);
+        }
+        const worst = max(batch.map((b) => b.outsideCores));
+        if (!(worst > settings.outsideLoadLimit) || retriesLeft <= 0) {
+          if (worst > settings.outsideLoadLimit) log(`warning: ${scenario.id} round ${round} kept although other work used up to ${worst.toFixed(2)} cores (retry budget spent)`);
+          samples.push(...batch.map((b) => ({ ...b, disturbed: worst > settings.outsideLoadLimit })));
+          break;
+        }
+        retriesLeft--;
+        discarded.push({ round, scenario: scenario.id, attempt, outsideCores: worst });
+        log(`${scenario.id} round ${round}: other work used up to ${worst.toFixed(2)} cores; running the round again`);
+        await sleep(2000);
       }
     }
     for (const app of apps) {
@@ -358,6 +387,7 @@ async function main() {
     apps,
     redisVersion,
     leftover,
+    discarded,
   });
   const resultsDir = path.join(here, 'results');
   mkdirSync(resultsDir, { recursive: true });
@@ -371,7 +401,7 @@ async function main() {
   await redis.quit().catch(() => {});
 }
 
-function summarize({ started, finished, samples, logins, storms, memory, apps, redisVersion, leftover }) {
+function summarize({ started, finished, samples, logins, storms, memory, apps, redisVersion, leftover, discarded }) {
   const ids = VARIANTS.map((v) => v.id);
   const rounds = [...new Set(samples.map((s) => s.round))];
   const ratioSeries = (scenario, variant, against) =>
@@ -492,6 +522,14 @@ function summarize({ started, finished, samples, logins, storms, memory, apps, r
       machine: machineInfo(),
       redis: redisVersion,
       loadAverage: { max: max(loadSamples), median: median(loadSamples) },
+      outsideLoad: {
+        measured: outside?.available ?? false,
+        limitCores: settings.outsideLoadLimit,
+        keptMedianCores: median(samples.map((x) => x.outsideCores)),
+        keptMaxCores: max(samples.map((x) => x.outsideCores)),
+        disturbedRoundsKept: new Set(samples.filter((x) => x.disturbed).map((x) => `${x.round}${x.scenario}`)).size,
+        roundsDiscarded: discarded.length,
+      },
       versions: versions(),
       settings,
       redisKeysLeftByApps: leftover,
@@ -499,7 +537,7 @@ function summarize({ started, finished, samples, logins, storms, memory, apps, r
     variants: VARIANTS.map(({ id, label, note }) => ({ id, label, note })),
     summary: { P1, P2, P2vsEocRedis: { ratio: median(pkgVsEocRedis), ratioMin: min(pkgVsEocRedis), ratioMax: max(pkgVsEocRedis) }, P3, P4, P5, aa },
     targets,
-    raw: { samples, logins, storms },
+    raw: { samples, logins, storms, discarded },
   };
 }
 

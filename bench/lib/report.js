@@ -11,7 +11,17 @@ function header(result) {
     `Date: ${meta.date.slice(0, 16).replace('T', ' ')} UTC. Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.os}, Redis ${meta.redis}.`,
     `Command: \`${meta.command}\` (${s.rounds} round(s) x ${s.durationSec} s per scenario and variant, ${s.connections} connections, ${s.warmupSec} s warm-up, ${meta.durationSec} s in all). ` +
       `Load average during the run: median ${fmt(meta.loadAverage.median, 1)}, max ${fmt(meta.loadAverage.max, 1)}.`,
-  ];
+    outsideLine(meta.outsideLoad),
+  ].filter(Boolean);
+}
+
+function outsideLine(o) {
+  if (!o?.measured) return undefined;
+  return (
+    `Other work on the machine during the kept measurements: median ${fmt(o.keptMedianCores, 2)} cores, max ${fmt(o.keptMaxCores, 2)}; ` +
+    `${o.roundsDiscarded} scenario-round(s) run again because other work used more than ${o.limitCores} cores` +
+    (o.disturbedRoundsKept ? `, ${o.disturbedRoundsKept} kept over that limit (retry budget spent).` : '.')
+  );
 }
 
 export function renderMarkdown(result) {

@@ -20,7 +20,9 @@ function outsideLine(o) {
   return (
     `Other work on the machine during the kept measurements: median ${fmt(o.keptMedianCores, 2)} cores, max ${fmt(o.keptMaxCores, 2)}; ` +
     `${o.roundsDiscarded} scenario-round(s) run again because other work used more than ${o.limitCores} cores` +
-    (o.disturbedRoundsKept ? `, ${o.disturbedRoundsKept} kept over that limit (retry budget spent).` : '.')
+    (o.disturbedRoundsKept
+      ? `; ${o.disturbedRoundsKept} kept over that limit once the retry budget was spent (${o.disturbedRoundsUsed ? 'used: too few quiet rounds' : 'left out of the medians'}).`
+      : '.')
   );
 }
 

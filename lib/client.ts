@@ -111,15 +111,16 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
     config.httpAgent = agents.http;
     config.httpsAgent = agents.https;
     config.timeout = Math.min(config.timeout || cfg.httpTimeout, cfg.httpTimeout);
-    // axios's timeout stops at the response headers; this deadline also covers a slow-drip body.
+    if (!(config.maxContentLength! > 0) || config.maxContentLength! > cfg.maxResponseBytes) config.maxContentLength = cfg.maxResponseBytes;
     if (!(kUserSignal in config)) config[kUserSignal] = (config.signal as AbortSignal | undefined) ?? null;
+    const token = await source.accessToken();
+    config[kToken] = token;
+    // axios's timeout stops at the response headers; this deadline also covers a slow-drip body. It starts
+    // once the token is in hand: waiting for a refresh has bounds of its own.
     const deadline = AbortSignal.timeout(cfg.httpTimeout);
     config[kDeadline] = deadline;
     const userSignal = config[kUserSignal];
     config.signal = userSignal ? AbortSignal.any([userSignal, deadline]) : deadline;
-    if (!(config.maxContentLength! > 0) || config.maxContentLength! > cfg.maxResponseBytes) config.maxContentLength = cfg.maxResponseBytes;
-    const token = await source.accessToken();
-    config[kToken] = token;
     config.headers = AxiosHeaders.from(config.headers);
     config.headers.set('Authorization', `Bearer ${token}`);
     return config;

@@ -10,7 +10,7 @@ let env: TestEnv;
 let evil: { url: string; requests: Array<{ url: string; authorization?: string }>; server: http.Server };
 
 beforeAll(async () => {
-  env = await createEnv({ oauth: { httpTimeout: 1500 } });
+  env = await createEnv({ oauth: { httpTimeout: 2000 } });
   const requests: Array<{ url: string; authorization?: string }> = [];
   const server = http.createServer((req, res) => {
     requests.push({ url: req.url ?? '', authorization: req.headers.authorization });
@@ -255,7 +255,7 @@ describe('I: parsing and outbound requests (rules 2, 3, 12)', () => {
     const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/hang')}`, { headers: json });
     expect(res.status).toBe(504);
     expect(JSON.parse(res.body)).toEqual({ error: 'upstream_timeout' });
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('I12 (rule 12): a slow-drip API body is cut off by the overall deadline (504)', async () => {
@@ -263,6 +263,6 @@ describe('I: parsing and outbound requests (rules 2, 3, 12)', () => {
     const started = Date.now();
     const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/drip')}`, { headers: json });
     expect(res.status).toBe(504);
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });

@@ -8,7 +8,8 @@ let env: TestEnv;
 const events: Array<{ name: keyof OAuthEventMap; payload: unknown }> = [];
 
 beforeAll(async () => {
-  env = await createEnv({ oauth: { httpTimeout: 1000 } });
+  // A short deadline keeps the hang tests quick, with room for a loaded CI machine.
+  env = await createEnv({ oauth: { httpTimeout: 2500 } });
   for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'login_failed'] as const) {
     env.auth.events.on(name, (payload: unknown) => events.push({ name, payload }));
   }
@@ -128,7 +129,7 @@ describe('E: refresh in one process (rule 8)', () => {
     const started = Date.now();
     const res = await browser.request(`${env.appUrl}/api/me`, { headers: json });
     expect(res.status).toBe(503);
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(await env.rawRecord(env.sid(browser))).toBe(raw);
   });
 
@@ -235,7 +236,7 @@ describe('G/E: logout with revocation, events (rules 7, 8)', () => {
     const started = Date.now();
     const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers: { origin: env.appUrl } });
     expect(res.status).toBe(302);
-    expect(Date.now() - started).toBeLessThan(4000);
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(await env.rawRecord(sid)).toBeNull();
     expect(res.setCookies.some((c) => /^connect\.sid=;/.test(c))).toBe(true);
     const logout = events.filter((e) => e.name === 'logout').at(-1)!.payload as { revoked: boolean };

@@ -35,12 +35,17 @@ afterEach(() => {
   cleanup = [];
 });
 
-function make(issuer: string, logger = new CapturedLogger()): { auth: OAuthMiddleware; app: express.Express; logger: CapturedLogger } {
+/** An app with express-session (unless `cookie` is null) and oauth() against `issuer`. */
+function make(
+  issuer: string,
+  opts: { logger?: CapturedLogger; redirectUri?: string; cookie?: session.CookieOptions | null } = {},
+): { auth: OAuthMiddleware; app: express.Express; logger: CapturedLogger } {
+  const logger = opts.logger ?? new CapturedLogger();
   const auth = oauth({
     issuer,
     clientId: 'c',
     clientSecret: 's3cret-value',
-    redirectUri: 'http://localhost:3000/oauth/callback',
+    redirectUri: opts.redirectUri ?? 'http://localhost:3000/oauth/callback',
     apiBaseUrl: 'http://localhost:4000',
     tokenStore: new MemoryTokenStore(),
     encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
@@ -49,9 +54,16 @@ function make(issuer: string, logger = new CapturedLogger()): { auth: OAuthMiddl
   });
   cleanup.push(() => auth.close());
   const app = express();
-  app.use(session({ secret: 'x', resave: false, saveUninitialized: false }));
+  if (opts.cookie !== null) app.use(session({ secret: 'x', resave: false, saveUninitialized: false, cookie: opts.cookie ?? {} }));
   app.use(auth);
   return { auth, app, logger };
+}
+
+/** A metadata server that answers correctly, closed after the test. */
+async function healthyMetadata() {
+  const md = await metadataServer((_path, issuer) => ({ status: 200, body: metadata(issuer) }));
+  cleanup.push(() => md.server.close());
+  return md;
 }
 
 describe('J: discovery', () => {
@@ -98,21 +110,7 @@ describe('J: discovery', () => {
   });
 
   it('J4: without express-session mounted first, requests fail with a message saying how to fix it', async () => {
-    const md = await metadataServer((path, issuer) => ({ status: 200, body: metadata(issuer) }));
-    cleanup.push(() => md.server.close());
-    const auth = oauth({
-      issuer: md.issuer,
-      clientId: 'c',
-      clientSecret: 's3cret-value',
-      redirectUri: 'http://localhost:3000/oauth/callback',
-      apiBaseUrl: 'http://localhost:4000',
-      tokenStore: new MemoryTokenStore(),
-      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
-      logger: new CapturedLogger(),
-    });
-    cleanup.push(() => auth.close());
-    const app = express();
-    app.use(auth);
+    const { app } = make((await healthyMetadata()).issuer, { cookie: null });
     let message = '';
     app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
       message = err.message;
@@ -125,24 +123,8 @@ describe('J: discovery', () => {
 
 describe('G: cookie and proxy setup warnings (rule 10)', () => {
   it('G14: SameSite=Strict, a non-HttpOnly cookie and https behind a proxy without trust proxy are each reported once', async () => {
-    const md = await metadataServer((path, issuer) => ({ status: 200, body: metadata(issuer) }));
-    cleanup.push(() => md.server.close());
-    const logger = new CapturedLogger();
-    const auth = oauth({
-      issuer: md.issuer,
-      clientId: 'c',
-      clientSecret: 's3cret-value',
-      redirectUri: 'http://localhost:3000/oauth/callback',
-      apiBaseUrl: 'http://localhost:4000',
-      tokenStore: new MemoryTokenStore(),
-      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
-      logger,
-    });
-    cleanup.push(() => auth.close());
+    const { auth, app, logger } = make((await healthyMetadata()).issuer, { cookie: { sameSite: 'strict', httpOnly: false } });
     await auth.ready();
-    const app = express();
-    app.use(session({ secret: 'x', resave: false, saveUninitialized: false, cookie: { sameSite: 'strict', httpOnly: false } }));
-    app.use(auth);
     await request(app).get('/oauth/login').set('X-Forwarded-Proto', 'https');
     await request(app).get('/oauth/login').set('X-Forwarded-Proto', 'https');
     const text = logger.lines.join('\n');
@@ -153,24 +135,8 @@ describe('G: cookie and proxy setup warnings (rule 10)', () => {
   });
 
   it("G15: an https app whose session cookie is not Secure (express-session's default) is reported", async () => {
-    const md = await metadataServer((path, issuer) => ({ status: 200, body: metadata(issuer) }));
-    cleanup.push(() => md.server.close());
-    const logger = new CapturedLogger();
-    const auth = oauth({
-      issuer: md.issuer,
-      clientId: 'c',
-      clientSecret: 's3cret-value',
-      redirectUri: 'https://app.example.com/oauth/callback',
-      apiBaseUrl: 'http://localhost:4000',
-      tokenStore: new MemoryTokenStore(),
-      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
-      logger,
-    });
-    cleanup.push(() => auth.close());
+    const { auth, app, logger } = make((await healthyMetadata()).issuer, { redirectUri: 'https://app.example.com/oauth/callback' });
     await auth.ready();
-    const app = express();
-    app.use(session({ secret: 'x', resave: false, saveUninitialized: false }));
-    app.use(auth);
     await request(app).get('/oauth/login');
     expect(logger.lines.join('\n')).toContain('not Secure');
   });

@@ -247,66 +247,81 @@ async function main() {
   }
   log('warm-up done');
 
-  // 4. Rounds: each scenario, variants in order A B C D ...; then a few full logins per variant (P4).
-  //    A scenario-round disturbed by other work on the machine is run again (bounded by the retry budget).
+  // 4. Rounds: each scenario, variants in order A B C D ...; then one or two full logins per variant (P4).
+  //    A scenario-round during which other work used the machine is kept but marked as disturbed; the run
+  //    then waits for a quiet machine and adds rounds until every scenario has `rounds` quiet ones, within
+  //    the retry budget (time spent on disturbed rounds and waiting) and at most twice the rounds.
   const samples = [];
   const logins = [];
   const discarded = [];
-  const retryUntil = performance.now() + settings.retryBudgetSec * 1000;
-  const budgetLeft = () => performance.now() < retryUntil;
-  // Waits (bounded) until other work leaves the machine alone for a whole second.
+  const quietRounds = Object.fromEntries(SCENARIOS.map((sc) => [sc.id, 0]));
+  let extraMs = 0;
+  const budgetLeft = () => extraMs < settings.retryBudgetSec * 1000;
   const waitForQuiet = async () => {
-    for (let i = 0; i < 60 && budgetLeft(); i++) {
+    const started = performance.now();
+    for (let i = 0; i < 30 && budgetLeft(); i++) {
       const mark = outside.mark();
       await sleep(1000);
-      if (!(outside.since(mark) > settings.outsideLoadLimit)) return;
+      extraMs += 1000;
+      if (!(outside.since(mark) > settings.outsideLoadLimit)) break;
     }
+    return performance.now() - started;
   };
-  for (let round = 1; round <= settings.rounds; round++) {
-    for (const scenario of SCENARIOS) {
-      for (let attempt = 1; ; attempt++) {
-        const batch = [];
-        for (const app of apps) {
-          const r = await load(app, scenario, settings.durationSec);
-          const bad = r.non2xx + r.errors + r.timeouts;
-          if (bad > 0) log(`warning: ${app.variant.id} ${scenario.id} round ${round}: ${bad} failed responses ${JSON.stringify(r.statuses)}`);
-          batch.push({ round, scenario: scenario.id, variant: app.variant.id, rps: r.rps, p50: r.p50, p99: r.p99, cpuUs: r.cpuUsPerRequest, outsideCores: r.outsideCores, requests: r.requests, failed: bad, statuses: r.statuses });
-          await sleep(100);
-        }
-        const worst = max(batch.map((b) => b.outsideCores));
-        if (!(worst > settings.outsideLoadLimit) || !budgetLeft() || attempt >= 10) {
-          if (worst > settings.outsideLoadLimit) log(`warning: ${scenario.id} round ${round} kept although other work used up to ${worst.toFixed(2)} cores (retry budget spent)`);
-          samples.push(...batch.map((b) => ({ ...b, disturbed: worst > settings.outsideLoadLimit })));
-          break;
-        }
-        discarded.push({ round, scenario: scenario.id, attempt, outsideCores: worst });
-        log(`${scenario.id} round ${round}: other work used up to ${worst.toFixed(2)} cores; waiting for a quiet machine, then running the round again`);
-        await waitForQuiet();
-      }
-    }
-    for (const app of apps) {
-      await provider.request('reset');
+  for (let round = 1; round <= settings.rounds * 2; round++) {
+    const extra = round > settings.rounds;
+    const todo = SCENARIOS.filter((sc) => !extra || quietRounds[sc.id] < settings.rounds);
+    if (todo.length === 0 || (extra && !budgetLeft())) break;
+    for (const scenario of todo) {
+      const started = performance.now();
       const batch = [];
-      for (let i = 0; i < settings.loginsPerRound; i++) batch.push(await checkedLogin(loadgen, app.url));
-      const counters = await provider.request('reset');
-      // Back-channel time (token endpoint, JWKS) is provider time spent inside the app's callback.
-      const backPerLogin = counters.backMs / batch.length;
-      for (const l of batch) {
-        logins.push({
-          round,
-          variant: app.variant.id,
-          totalMs: l.totalMs,
-          appMs: Math.max(0, l.appClientMs - backPerLogin),
-          providerMs: l.providerClientMs + backPerLogin,
-        });
+      for (const app of apps) {
+        const r = await load(app, scenario, settings.durationSec);
+        const bad = r.non2xx + r.errors + r.timeouts;
+        if (bad > 0) log(`warning: ${app.variant.id} ${scenario.id} round ${round}: ${bad} failed responses ${JSON.stringify(r.statuses)}`);
+        batch.push({ round, scenario: scenario.id, variant: app.variant.id, rps: r.rps, p50: r.p50, p99: r.p99, cpuUs: r.cpuUsPerRequest, outsideCores: r.outsideCores, requests: r.requests, failed: bad, statuses: r.statuses });
+        await sleep(100);
+      }
+      const worst = max(batch.map((b) => b.outsideCores));
+      const disturbed = worst > settings.outsideLoadLimit;
+      samples.push(...batch.map((b) => ({ ...b, disturbed })));
+      if (!disturbed) {
+        quietRounds[scenario.id]++;
+        continue;
+      }
+      extraMs += performance.now() - started;
+      discarded.push({ round, scenario: scenario.id, outsideCores: worst });
+      if (settings.retryBudgetSec > 0 && budgetLeft()) {
+        log(`${scenario.id} round ${round}: other work used up to ${worst.toFixed(2)} cores; it will not count, waiting for a quiet machine`);
+        await waitForQuiet();
+      } else log(`warning: ${scenario.id} round ${round}: other work used up to ${worst.toFixed(2)} cores`);
+    }
+    if (!extra) {
+      for (const app of apps) {
+        await provider.request('reset');
+        const batch = [];
+        for (let i = 0; i < settings.loginsPerRound; i++) batch.push(await checkedLogin(loadgen, app.url));
+        const counters = await provider.request('reset');
+        // Back-channel time (token endpoint, JWKS) is provider time spent inside the app's callback.
+        const backPerLogin = counters.backMs / batch.length;
+        for (const l of batch) {
+          logins.push({
+            round,
+            variant: app.variant.id,
+            totalMs: l.totalMs,
+            appMs: Math.max(0, l.appClientMs - backPerLogin),
+            providerMs: l.providerClientMs + backPerLogin,
+          });
+        }
       }
     }
-    const line = SCENARIOS.map((s) => {
-      const base = samples.find((x) => x.round === round && x.scenario === s.id && x.variant === 'baseline');
-      const pkg = samples.find((x) => x.round === round && x.scenario === s.id && x.variant === 'pkg');
-      return `${s.id} pkg ${pkg.rps.toFixed(0)} req/s vs baseline ${base.rps.toFixed(0)} (${(pkg.rps / base.rps).toFixed(3)}x)`;
-    }).join('; ');
-    log(`round ${round}/${settings.rounds}: ${line}`);
+    const line = todo
+      .map((sc) => {
+        const base = samples.find((x) => x.round === round && x.scenario === sc.id && x.variant === 'baseline');
+        const pkg = samples.find((x) => x.round === round && x.scenario === sc.id && x.variant === 'pkg');
+        return `${sc.id} pkg ${pkg.rps.toFixed(0)} req/s vs baseline ${base.rps.toFixed(0)} (${(pkg.rps / base.rps).toFixed(3)}x)${pkg.disturbed ? ' [disturbed]' : ''}`;
+      })
+      .join('; ');
+    log(`round ${round}${extra ? ' (extra)' : `/${settings.rounds}`}: ${line}`);
   }
 
   // 5. P5: peak RSS of each app process (getrusage maxrss, after all the load), then stop them.
@@ -414,12 +429,16 @@ async function main() {
 
 function summarize({ started, finished, samples: allSamples, logins, storms, memory, apps, redisVersion, leftover, discarded }) {
   const ids = VARIANTS.map((v) => v.id);
-  // Rounds kept over the outside-load limit (retry budget spent) count only if too few quiet ones remain.
-  const quiet = allSamples.filter((x) => !x.disturbed);
-  const samples = quiet.length >= allSamples.length / 2 ? quiet : allSamples;
-  const rounds = [...new Set(samples.map((s) => s.round))];
+  // Disturbed scenario-rounds are left out, unless a scenario has fewer than 5 quiet ones.
+  const usable = (scenario) => {
+    const mine = allSamples.filter((x) => x.scenario === scenario);
+    const quiet = mine.filter((x) => !x.disturbed);
+    return quiet.length >= 5 * VARIANTS.length ? quiet : mine;
+  };
+  const samples = [...usable('P1'), ...usable('P2')];
+  const roundsOf = (scenario) => [...new Set(samples.filter((s) => s.scenario === scenario).map((s) => s.round))];
   const ratioSeries = (scenario, variant, against) =>
-    rounds
+    roundsOf(scenario)
       .map((round) => {
         const a = samples.find((s) => s.round === round && s.scenario === scenario && s.variant === variant);
         const b = samples.find((s) => s.round === round && s.scenario === scenario && s.variant === against);
@@ -431,7 +450,7 @@ function summarize({ started, finished, samples: allSamples, logins, storms, mem
     for (const id of ids) {
       const mine = samples.filter((s) => s.scenario === scenario && s.variant === id);
       const ratios = ratioSeries(scenario, id, 'baseline');
-      const cpuRatios = rounds
+      const cpuRatios = roundsOf(scenario)
         .map((round) => {
           const a = mine.find((s) => s.round === round);
           const b = samples.find((s) => s.round === round && s.scenario === scenario && s.variant === 'baseline');
@@ -541,9 +560,9 @@ function summarize({ started, finished, samples: allSamples, logins, storms, mem
         limitCores: settings.outsideLoadLimit,
         keptMedianCores: median(samples.map((x) => x.outsideCores)),
         keptMaxCores: max(samples.map((x) => x.outsideCores)),
-        disturbedRoundsKept: new Set(allSamples.filter((x) => x.disturbed).map((x) => `${x.round}${x.scenario}`)).size,
+        quietRounds: Object.fromEntries(['P1', 'P2'].map((sc) => [sc, new Set(allSamples.filter((x) => x.scenario === sc && !x.disturbed).map((x) => x.round)).size])),
+        disturbedRounds: discarded.length,
         disturbedRoundsUsed: new Set(samples.filter((x) => x.disturbed).map((x) => `${x.round}${x.scenario}`)).size,
-        roundsDiscarded: discarded.length,
       },
       versions: versions(),
       settings,

@@ -18,11 +18,9 @@ function header(result) {
 function outsideLine(o) {
   if (!o?.measured) return undefined;
   return (
-    `Other work on the machine during the kept measurements: median ${fmt(o.keptMedianCores, 2)} cores, max ${fmt(o.keptMaxCores, 2)}; ` +
-    `${o.roundsDiscarded} scenario-round(s) run again because other work used more than ${o.limitCores} cores` +
-    (o.disturbedRoundsKept
-      ? `; ${o.disturbedRoundsKept} kept over that limit once the retry budget was spent (${o.disturbedRoundsUsed ? 'used: too few quiet rounds' : 'left out of the medians'}).`
-      : '.')
+    `Other work on the machine (outside load, measured from /proc): ${o.disturbedRounds} scenario-round(s) during which it used more than ${o.limitCores} cores were left out ` +
+    `${o.disturbedRoundsUsed ? '(except where fewer than 5 quiet rounds remained) ' : ''}and replaced by extra rounds; quiet rounds used: P1 ${o.quietRounds.P1}, P2 ${o.quietRounds.P2}; ` +
+    `outside load during the measurements used: median ${fmt(o.keptMedianCores, 2)} cores, max ${fmt(o.keptMaxCores, 2)}.`
   );
 }
 

@@ -4,7 +4,7 @@
  * load generator, and one process per variant app; logs each variant in once through the provider's pages;
  * then runs the scenarios round by round (A B C D A B C D ...) after a warm-up, and writes the report.
  *
- *   npm run bench                 full run (about 8 minutes), includes the A/A variant
+ *   npm run bench                 full run (about 8 minutes; at most 10), includes the A/A variant
  *   npm run bench -- --quick      one short round (CI: checks the script works; asserts nothing about timing)
  *
  * Options: --quick, --no-aa / --aa, --rounds N, --duration S, --connections N, --storms N, --profile
@@ -56,8 +56,9 @@ const settings = {
   quick,
   // Many short rounds interleave the variants finely, so slow drifts and short bursts of other work
   // hit every variant alike; the medians of per-round ratios then need no long runs.
-  rounds: Math.floor(positiveInt('rounds', opts.rounds, quick ? 1 : 24)),
-  durationSec: positiveInt('duration', opts.duration, quick ? 2 : 1),
+  // (One-second windows were tried: a major GC falls in some and not in others, +/-30 % per round.)
+  rounds: Math.floor(positiveInt('rounds', opts.rounds, quick ? 1 : 14)),
+  durationSec: positiveInt('duration', opts.duration, 2),
   warmupSec: quick ? 1 : 5,
   // A scenario-round during which other work on the machine used more than this many cores is thrown
   // away and run again once the machine is quiet (Linux; see lib/machine-load.js). Waiting and re-running

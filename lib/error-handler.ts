@@ -3,6 +3,7 @@ import { OAuthError } from './errors.js';
 import type { Instance } from './instance.js';
 import { wantsJson } from './wants-json.js';
 import { loginRedirect } from './require-auth.js';
+import { stateOf } from './request-state.js';
 
 const TITLES: Record<number, string> = {
   400: 'Login failed',
@@ -31,7 +32,7 @@ export function renderOAuthError(instance: Instance | undefined, err: OAuthError
   }
   res.status(err.status);
   if (json) return void res.json({ error: err.code });
-  const loginPath = `${(req as unknown as Record<symbol, string | undefined>)[kBase] ?? ''}${instance?.cfg.paths.login ?? '/oauth/login'}`;
+  const loginPath = `${stateOf(req)?.base ?? ''}${instance?.cfg.paths.login ?? '/oauth/login'}`;
   const title = TITLES[err.status] ?? 'Error';
   const text = err.status === 400 ? 'Login failed, please try again.' : err.expose ? err.message : 'Something went wrong, please try again.';
   res
@@ -40,11 +41,6 @@ export function renderOAuthError(instance: Instance | undefined, err: OAuthError
       `<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head><body><h1>${escape(title)}</h1><p>${escape(text)}</p><p><a href="${escape(loginPath)}">Log in</a></p></body></html>`,
     );
 }
-
-/** Internal symbol under which `oauth()` leaves its instance on each request. */
-export const kInstance = Symbol.for('express-oauth-client.instance');
-/** Internal symbol: where `oauth()` is mounted (its `req.baseUrl`), to build login links. */
-export const kBase = Symbol.for('express-oauth-client.base');
 
 /**
  * Error handler for the app's own routes: renders {@link OAuthError}s raised by `req.oauthClient`
@@ -60,7 +56,7 @@ export const kBase = Symbol.for('express-oauth-client.base');
 export function oauthErrorHandler(): ErrorRequestHandler {
   return function oauthErrorHandlerMiddleware(err, req, res, next) {
     if (!(err instanceof OAuthError)) return next(err);
-    const instance = (req as unknown as Record<symbol, Instance | undefined>)[kInstance];
+    const instance = stateOf(req)?.instance;
     if (err.status >= 500) instance?.cfg.logger.warn(`${req.method} ${req.path}: ${err.message}`, { code: err.code });
     renderOAuthError(instance, err, req, res);
   };

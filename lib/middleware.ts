@@ -1,9 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { AxiosInstance } from 'axios';
-import { createOAuthClient } from './client.js';
 import { resolveConfig } from './config.js';
-import { LoginRequiredError, OAuthError, StoreUnavailableError } from './errors.js';
-import { kBase, kInstance, renderOAuthError } from './error-handler.js';
+import { OAuthError, StoreUnavailableError } from './errors.js';
+import { renderOAuthError } from './error-handler.js';
+import { installRequestAccessors, setState } from './request-state.js';
 import type { OAuthEvents } from './events.js';
 import { withTimeout } from './http.js';
 import { Instance } from './instance.js';
@@ -11,8 +10,7 @@ import { createCookieChecks } from './cookie-checks.js';
 import { handleCallback } from './routes/callback.js';
 import { handleLogin } from './routes/login.js';
 import { handleLogout } from './routes/logout.js';
-import type { LoadedRecord } from './tokens.js';
-import type { OAuthOptions, OAuthRequestContext, OAuthUser, TokenInfo } from './types.js';
+import type { OAuthOptions } from './types.js';
 
 /** The middleware returned by {@link oauth}, with its lifecycle helpers. */
 export interface OAuthMiddleware extends RequestHandler {
@@ -39,58 +37,6 @@ export interface OAuthMiddleware extends RequestHandler {
   close(): void;
 }
 
-/** Per-request token access: reads the store at most once per request unless a refresh replaces the record. */
-class RequestTokens {
-  private loaded: Promise<LoadedRecord | null> | undefined;
-
-  constructor(
-    private readonly instance: Instance,
-    private readonly req: Request,
-    private readonly sid: string,
-  ) {}
-
-  private endLogin(): void {
-    const data = (this.req as Request & { session?: { oauth?: { user?: OAuthUser; loginAt?: number } } }).session?.oauth;
-    if (data) {
-      delete data.user;
-      delete data.loginAt;
-    }
-  }
-
-  async record(): Promise<LoadedRecord | null> {
-    this.loaded ??= this.instance.tokens.readCached(this.sid);
-    return this.loaded;
-  }
-
-  async accessToken(options: { rejected?: string } = {}): Promise<string> {
-    try {
-      const current = await this.record();
-      if (!current) throw new LoginRequiredError();
-      const fresh = await this.instance.tokens.ensureFresh(this.instance.server.loaded, this.sid, current, options);
-      if (fresh !== current) this.loaded = Promise.resolve(fresh);
-      return fresh.record.access_token;
-    } catch (err) {
-      if (err instanceof LoginRequiredError) {
-        this.loaded = Promise.resolve(null);
-        this.endLogin();
-      }
-      throw err;
-    }
-  }
-}
-
-function defineLazy<T>(req: Request, name: 'oauthClient' | 'oauth', make: () => T): void {
-  Object.defineProperty(req, name, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      const value = make();
-      Object.defineProperty(req, name, { value, configurable: true, enumerable: false, writable: false });
-      return value;
-    },
-  });
-}
-
 /**
  * Makes an Express app a confidential OAuth 2.0 / OpenID Connect client. Mounts `GET /oauth/login`,
  * `GET /oauth/callback` and `POST /oauth/logout`, and gives every request `req.oauthClient` (an axios
@@ -115,6 +61,7 @@ function defineLazy<T>(req: Request, name: 'oauthClient' | 'oauth', make: () => 
  */
 export function oauth(options: OAuthOptions): OAuthMiddleware {
   const cfg = resolveConfig(options);
+  installRequestAccessors();
   const instance = new Instance(cfg);
   const { paths } = cfg;
   const checkCookies = createCookieChecks(cfg);
@@ -128,28 +75,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   };
 
   const middleware = function oauthMiddleware(req: Request, res: Response, next: NextFunction): void {
-    const r = req as unknown as Record<symbol, unknown>;
-    r[kInstance] = instance;
-    r[kBase] = req.baseUrl;
-    let tokens: RequestTokens | undefined;
-    const requestTokens = () => {
-      const sreq = instance.session(req);
-      return (tokens ??= new RequestTokens(instance, req, sreq.sessionID));
-    };
-    defineLazy<AxiosInstance>(req, 'oauthClient', () => createOAuthClient(cfg, instance.agents, requestTokens()));
-    defineLazy<OAuthRequestContext>(req, 'oauth', () => {
-      const data = instance.session(req).session.oauth;
-      return {
-        isAuthenticated: data?.user !== undefined && typeof data.loginAt === 'number',
-        user: data?.user,
-        async tokenInfo(): Promise<TokenInfo | undefined> {
-          const loaded = await requestTokens().record();
-          if (!loaded) return undefined;
-          const { expires_at, scope, refresh_token } = loaded.record;
-          return { expiresAt: expires_at === undefined ? undefined : new Date(expires_at * 1000), scope, refreshable: !!refresh_token };
-        },
-      };
-    });
+    setState(req, instance);
 
     const route = routes[req.path];
     if (!route) {

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { OAuthError } from './errors.js';
-import { kBase, kInstance, renderOAuthError } from './error-handler.js';
+import { renderOAuthError } from './error-handler.js';
+import { stateOf } from './request-state.js';
 import type { Instance } from './instance.js';
 import { LoginRequiredError } from './errors.js';
 import { safeReturnTo } from './return-to.js';
@@ -8,7 +9,7 @@ import { safeReturnTo } from './return-to.js';
 /** The login URL for this request, with `returnTo` set to the current path (GET) or `/`. */
 export function loginRedirect(instance: Instance, req: Request): string {
   const target = req.method === 'GET' || req.method === 'HEAD' ? safeReturnTo(req.originalUrl, instance.cfg.appOrigin) : '/';
-  const mount = (req as unknown as Record<symbol, string | undefined>)[kBase] ?? '';
+  const mount = stateOf(req)?.base ?? '';
   const base = `${mount}${instance.cfg.paths.login}`;
   return target === '/' ? base : `${base}?returnTo=${encodeURIComponent(target)}`;
 }
@@ -24,7 +25,7 @@ export function loginRedirect(instance: Instance, req: Request): string {
  */
 export function requireAuth(): RequestHandler {
   return function requireAuthMiddleware(req, res, next) {
-    const instance = (req as unknown as Record<symbol, Instance | undefined>)[kInstance];
+    const instance = stateOf(req)?.instance;
     if (!instance) {
       return next(
         new OAuthError(

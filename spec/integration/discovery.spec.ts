@@ -121,6 +121,24 @@ describe('J: discovery', () => {
   });
 });
 
+describe('middleware order', () => {
+  it('req.oauthClient on a route that oauth() did not see says how to fix it', async () => {
+    make((await healthyMetadata()).issuer); // installs the accessors
+    const other = express();
+    let message = '';
+    other.get('/x', (req, res) => {
+      try {
+        void req.oauthClient;
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      res.end();
+    });
+    await request(other).get('/x');
+    expect(message).toBe('req.oauthClient is not available: mount app.use(oauth({...})) before this route.');
+  });
+});
+
 describe('G: cookie and proxy setup warnings (rule 10)', () => {
   it('G14: SameSite=Strict, a non-HttpOnly cookie and https behind a proxy without trust proxy are each reported once', async () => {
     const { auth, app, logger } = make((await healthyMetadata()).issuer, { cookie: { sameSite: 'strict', httpOnly: false } });

@@ -1,0 +1,130 @@
+import http from 'node:http';
+import type { Request } from 'express';
+import type { AxiosInstance } from 'axios';
+import { createOAuthClient } from './client.js';
+import { LoginRequiredError, OAuthError } from './errors.js';
+import type { Instance } from './instance.js';
+import type { LoadedRecord } from './tokens.js';
+import type { OAuthRequestContext, OAuthUser, TokenInfo } from './types.js';
+
+/** What `oauth()` leaves on each request: one small object, the rest is built on first use. */
+export interface RequestState {
+  instance: Instance;
+  /** Where `oauth()` is mounted (its `req.baseUrl`), to build login links. */
+  base: string;
+  tokens?: RequestTokens;
+  client?: AxiosInstance;
+  context?: OAuthRequestContext;
+}
+
+const kState = Symbol.for('express-oauth-client.state');
+
+export function setState(req: Request, instance: Instance): void {
+  (req as unknown as Record<symbol, RequestState>)[kState] = { instance, base: req.baseUrl };
+}
+
+export function stateOf(req: Request): RequestState | undefined {
+  return (req as unknown as Record<symbol, RequestState | undefined>)[kState];
+}
+
+/** Per-request token access: reads the store at most once per request unless a refresh replaces the record. */
+export class RequestTokens {
+  private loaded: Promise<LoadedRecord | null> | undefined;
+
+  constructor(
+    private readonly instance: Instance,
+    private readonly req: Request,
+    private readonly sid: string,
+  ) {}
+
+  private endLogin(): void {
+    const data = (this.req as Request & { session?: { oauth?: { user?: OAuthUser; loginAt?: number } } }).session?.oauth;
+    if (data) {
+      delete data.user;
+      delete data.loginAt;
+    }
+  }
+
+  record(): Promise<LoadedRecord | null> {
+    this.loaded ??= this.instance.tokens.readCached(this.sid);
+    return this.loaded;
+  }
+
+  async accessToken(options: { rejected?: string } = {}): Promise<string> {
+    try {
+      const current = await this.record();
+      if (!current) throw new LoginRequiredError();
+      const fresh = await this.instance.tokens.ensureFresh(this.instance.server.loaded, this.sid, current, options);
+      if (fresh !== current) this.loaded = Promise.resolve(fresh);
+      return fresh.record.access_token;
+    } catch (err) {
+      if (err instanceof LoginRequiredError) {
+        this.loaded = Promise.resolve(null);
+        this.endLogin();
+      }
+      throw err;
+    }
+  }
+}
+
+function tokensOf(req: Request, state: RequestState): RequestTokens {
+  return (state.tokens ??= new RequestTokens(state.instance, req, state.instance.session(req).sessionID));
+}
+
+function requireState(req: Request, name: string): RequestState {
+  const state = stateOf(req);
+  if (!state) {
+    throw new OAuthError('config_invalid', 500, `req.${name} is not available: mount app.use(oauth({...})) before this route.`, { expose: false });
+  }
+  return state;
+}
+
+function contextOf(req: Request, state: RequestState): OAuthRequestContext {
+  const data = state.instance.session(req).session.oauth;
+  return {
+    isAuthenticated: data?.user !== undefined && typeof data.loginAt === 'number',
+    user: data?.user,
+    async tokenInfo(): Promise<TokenInfo | undefined> {
+      const loaded = await tokensOf(req, state).record();
+      if (!loaded) return undefined;
+      const { expires_at, scope, refresh_token } = loaded.record;
+      return { expiresAt: expires_at === undefined ? undefined : new Date(expires_at * 1000), scope, refreshable: !!refresh_token };
+    },
+  };
+}
+
+let installed = false;
+
+/**
+ * Defines `req.oauthClient` and `req.oauth` once, as getters on `http.IncomingMessage.prototype` (as
+ * passport does for `req.login`), so a request pays for them only when it uses them: no per-request
+ * property definitions or closures. Each getter builds its value from the request's own state on first
+ * use; a request that did not pass through `oauth()` gets an error that says so.
+ */
+export function installRequestAccessors(): void {
+  if (installed) return;
+  installed = true;
+  const proto = http.IncomingMessage.prototype;
+  Object.defineProperty(proto, 'oauthClient', {
+    configurable: true,
+    enumerable: false,
+    get(this: Request): AxiosInstance {
+      const state = requireState(this, 'oauthClient');
+      return (state.client ??= createOAuthClient(state.instance.cfg, state.instance.agents, tokensOf(this, state)));
+    },
+    set(this: Request, value: unknown) {
+      Object.defineProperty(this, 'oauthClient', { value, configurable: true, writable: true, enumerable: true });
+    },
+  });
+  Object.defineProperty(proto, 'oauth', {
+    configurable: true,
+    enumerable: false,
+    get(this: Request): OAuthRequestContext {
+      const state = requireState(this, 'oauth');
+      return (state.context ??= contextOf(this, state));
+    },
+    set(this: Request, value: unknown) {
+      Object.defineProperty(this, 'oauth', { value, configurable: true, writable: true, enumerable: true });
+    },
+  });
+}

@@ -90,3 +90,40 @@ describe('MemoryTokenStore', () => {
     expect(warn).toHaveBeenCalledWith(expect.stringContaining('MemoryTokenStore is in use with NODE_ENV=production'));
   });
 });
+
+describe('RedisTokenStore and process safety', () => {
+  it('oauth() gives a client without an error listener one, so a socket error never crashes the process', async () => {
+    const { createClient } = await import('redis');
+    const { oauth } = await import('../../lib/index.js');
+    const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+    expect(client.listenerCount('error')).toBe(0);
+    const lines: string[] = [];
+    const auth = oauth({
+      authorizationEndpoint: 'http://127.0.0.1:1/a',
+      tokenEndpoint: 'http://127.0.0.1:1/t',
+      clientId: 'c',
+      clientSecret: 's',
+      redirectUri: 'http://localhost:3000/oauth/callback',
+      apiBaseUrl: 'http://127.0.0.1:2',
+      tokenStore: new RedisTokenStore({ client }),
+      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+      logger: { warn: (m) => lines.push(m), error: (m) => lines.push(m) },
+    });
+    try {
+      expect(client.listenerCount('error')).toBe(1);
+      client.emit('error', new Error('ECONNRESET'));
+      expect(lines.join('\n')).toContain('token store connection error');
+    } finally {
+      auth.close();
+    }
+  });
+
+  it('a disconnected client is refused at once instead of queueing commands', async () => {
+    const { createClient } = await import('redis');
+    const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+    const store = new RedisTokenStore({ client });
+    const started = Date.now();
+    await expect(store.get('sid')).rejects.toThrow('Redis is not connected');
+    expect(Date.now() - started).toBeLessThan(100);
+  });
+});

@@ -9,19 +9,22 @@ import { OAuthEvents } from './events.js';
 import { withTimeout } from './http.js';
 import { requireSession, type SessionRequest } from './session.js';
 import { TokenService } from './tokens.js';
+import { Refresher } from './refresh.js';
 
 /** Everything one `oauth()` call builds at startup, shared by its handlers. */
 export class Instance {
   readonly server: AuthorizationServer;
   readonly cipher: RecordCipher;
   readonly tokens: TokenService;
+  readonly refresher: Refresher;
   readonly events = new OAuthEvents();
   readonly agents: SharedAgents = createAgents();
 
   constructor(readonly cfg: ResolvedConfig) {
     this.server = new AuthorizationServer(cfg);
     this.cipher = new RecordCipher(cfg.encryptionKeys, { issuer: this.server.issuer, clientId: cfg.clientId });
-    this.tokens = new TokenService(cfg, this.cipher, this.server, this.events);
+    this.tokens = new TokenService(cfg, this.cipher);
+    this.refresher = new Refresher(cfg, this.tokens, this.server, this.events);
     this.events.onListenerError = (name, err) =>
       cfg.logger.error(`an '${name}' event listener threw; the flow went on`, { error: err instanceof Error ? err.message : String(err) });
     cfg.tokenStore.attachErrorListener?.((err) => {

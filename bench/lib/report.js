@@ -17,10 +17,14 @@ function header(result) {
 
 function outsideLine(o) {
   if (!o?.measured) return undefined;
+  const quiet = `quiet rounds: P1 ${o.quietRounds.P1}, P2 ${o.quietRounds.P2}`;
+  if (!o.disturbedRounds) return `Other work on the machine (outside load, from /proc) stayed under ${o.limitCores} cores in every round (max ${fmt(o.keptMaxCores, 2)}); ${quiet}.`;
   return (
-    `Other work on the machine (outside load, measured from /proc): ${o.disturbedRounds} scenario-round(s) during which it used more than ${o.limitCores} cores were left out ` +
-    `${o.disturbedRoundsUsed ? '(except where fewer than 5 quiet rounds remained) ' : ''}and replaced by extra rounds; quiet rounds used: P1 ${o.quietRounds.P1}, P2 ${o.quietRounds.P2}; ` +
-    `outside load during the measurements used: median ${fmt(o.keptMedianCores, 2)} cores, max ${fmt(o.keptMaxCores, 2)}.`
+    `Other work on the machine (outside load, from /proc) used more than ${o.limitCores} cores in ${o.disturbedRounds} scenario-round(s); ` +
+    `extra rounds were run while the retry budget lasted; ${quiet}. ` +
+    (o.disturbedRoundsUsed
+      ? `**Too few quiet rounds: disturbed ones are included** (outside load median ${fmt(o.keptMedianCores, 2)}, max ${fmt(o.keptMaxCores, 2)} cores); treat these figures as rough.`
+      : 'The medians use the quiet rounds only.')
   );
 }
 

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import session from 'express-session';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { MemoryTokenStore, RedisTokenStore, oauth, providers } from 'express-oauth-client';
+import { MemoryTokenStore, RedisTokenStore, boundedSessionStore, oauth, providers } from 'express-oauth-client';
 import { createApp } from './app.js';
 import { closeServer, listen, startLocalProvider, startResourceApi } from './local-provider.js';
 
@@ -190,7 +190,8 @@ export async function startExample(options = {}) {
     let tokenStore;
     if (redis) {
       closers.push(() => redis.close());
-      sessionStore = new RedisStore({ client: redis, prefix: 'example:sess:' });
+      // As the README recommends: a slow or dead Redis gives 503 within 2 s, never a hanging page.
+      sessionStore = boundedSessionStore(new RedisStore({ client: redis, prefix: 'example:sess:' }));
       tokenStore = new RedisTokenStore({ client: redis, prefix: 'example:oauth:' });
     } else {
       log(`No Redis at ${new URL(redisUrl).host}: using in-memory session and token stores (logins are lost on restart).`);

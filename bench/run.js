@@ -23,6 +23,7 @@ import { connectRedis, countByPrefix, deleteByPrefix, REDIS_URL } from './lib/re
 import { median, min, max } from './lib/stats.js';
 import { renderMarkdown, renderSvg } from './lib/report.js';
 import { OutsideLoad } from './lib/machine-load.js';
+import { pin, pinningPlan } from './lib/pinning.js';
 import { API_RESOURCE, BENCH_DIR, CLIENT, appConfig, processFile as proc } from './lib/config.js';
 
 const here = BENCH_DIR;
@@ -38,6 +39,8 @@ const { values: opts } = parseArgs({
     storms: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'outside-limit': { type: 'string' },
+    pin: { type: 'boolean', default: true },
+    'no-pin': { type: 'boolean', default: false },
     'retry-budget': { type: 'string' },
     out: { type: 'string' },
     verbose: { type: 'boolean', default: false },
@@ -74,6 +77,7 @@ const settings = {
   stormTokenTtlSec: 2,
   aa: opts['no-aa'] ? false : (opts.aa ?? !quick),
   profile: opts.profile,
+  pinning: opts['no-pin'] || !opts.pin ? undefined : pinningPlan(),
 };
 // Overall deadline: nothing in this run may wait longer (each wait below is bounded on its own too).
 const DEADLINE_MS = quick ? 150_000 : 20 * 60_000;
@@ -208,6 +212,11 @@ async function main() {
   services.apiUrl = api.info.url;
   const loadgen = await children.start('loadgen', proc('loadgen.js'), {});
   log(`provider ${services.issuer}, api ${services.apiUrl}`);
+  if (settings.pinning) {
+    const ok = [process.pid, provider.pid, api.pid, loadgen.pid].every((pid) => pin(pid, settings.pinning.otherCpus));
+    if (!ok) settings.pinning = undefined;
+    log(ok ? `CPU pinning: variant apps on CPU ${settings.pinning.appCpus}, everything else on CPU ${settings.pinning.otherCpus}` : 'CPU pinning failed; running unpinned');
+  }
   // Our own processes, for the outside-load measurement: this one, every child, and the Redis server.
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || undefined;
   outside = new OutsideLoad(() => [process.pid, ...[...children.all].map((c) => c.pid), ...(redisPid ? [redisPid] : [])]);
@@ -216,6 +225,7 @@ async function main() {
   const apps = [];
   for (const v of VARIANTS) {
     const child = await startApp(v.id, v, `${PREFIX}${v.id}:`, { profile: settings.profile && (v.id === 'pkg' || v.id === 'baseline') });
+    if (settings.pinning && !pin(child.pid, settings.pinning.appCpus)) throw new Error(`could not pin ${v.id} (pid ${child.pid})`);
     const login = await checkedLogin(loadgen, child.info.url);
     await expectOk(loadgen, `${child.info.url}/p1`, login.cookieHeader, v.id);
     await expectOk(loadgen, `${child.info.url}/p2`, login.cookieHeader, v.id);
@@ -340,6 +350,11 @@ async function main() {
   // 6. P3: refresh storm, per variant: 4 processes sharing one login, 50 concurrent calls each on an
   //    access token that has expired. Refresh requests are counted at the provider.
   const storms = [];
+  // The storm runs unpinned: four app processes of a variant share the machine, as they would in production.
+  if (settings.pinning) {
+    const all = `0-${os.cpus().length - 1}`;
+    for (const pid of [process.pid, provider.pid, api.pid, loadgen.pid]) pin(pid, all);
+  }
   const stormVariants = VARIANTS.filter((v) => v.id !== 'pkg-aa');
   const groups = [];
   for (const v of stormVariants) {

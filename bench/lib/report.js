@@ -120,10 +120,16 @@ function panel(x, y, w, title, rows, { marker, unit = '' } = {}) {
   const barH = 16;
   const gap = 6;
   const top = y + 22;
-  const plotW = w - labelW - 90;
+  const plotW = w - labelW - 150;
   const maxV = Math.max(...rows.map((r) => (r.value || 0) + (r.value2 || 0)), marker?.value ?? 0) || 1;
   const scale = (v) => (Math.max(0, v) / maxV) * plotW;
   const out = [`<text x="${x}" y="${y + 12}" class="t">${esc(title)}</text>`];
+  if (marker && Number.isFinite(marker.value)) {
+    const mx = x + labelW + scale(marker.value);
+    const h = rows.length * (barH + gap);
+    out.push(`<line x1="${mx.toFixed(1)}" y1="${top - 3}" x2="${mx.toFixed(1)}" y2="${top + h - gap + 3}" stroke="#cf222e" stroke-dasharray="4 3"/>`);
+    out.push(`<text x="${mx.toFixed(1)}" y="${top + h + 8}" class="m" text-anchor="middle">${esc(marker.text)}</text>`);
+  }
   rows.forEach((r, i) => {
     const by = top + i * (barH + gap);
     out.push(`<text x="${x + labelW - 6}" y="${by + 12}" class="l" text-anchor="end">${esc(r.label)}</text>`);
@@ -137,12 +143,6 @@ function panel(x, y, w, title, rows, { marker, unit = '' } = {}) {
     }
     out.push(`<text x="${(x + labelW + end + 4).toFixed(1)}" y="${by + 12}" class="v">${esc(r.text ?? `${fmt(r.value)}${unit}`)}</text>`);
   });
-  if (marker && Number.isFinite(marker.value)) {
-    const mx = x + labelW + scale(marker.value);
-    const h = rows.length * (barH + gap);
-    out.push(`<line x1="${mx.toFixed(1)}" y1="${top - 3}" x2="${mx.toFixed(1)}" y2="${top + h - gap + 3}" stroke="#cf222e" stroke-dasharray="4 3"/>`);
-    out.push(`<text x="${mx.toFixed(1)}" y="${top + h + 8}" class="m" text-anchor="middle">${esc(marker.text)}</text>`);
-  }
   return { svg: out.join('\n'), height: 22 + rows.length * (barH + gap) + (marker ? 16 : 4) };
 }
 
@@ -167,14 +167,18 @@ export function renderSvg(result) {
     }));
   const stormRows = variants
     .filter((v) => P3[v.id])
-    .map((v) => ({ id: v.id, label: v.label, value: Math.max(...P3[v.id].refreshRequests), text: `${P3[v.id].refreshRequests.join(', ')} · p99 ${fmt(P3[v.id].p99)} ms` }));
+    .map((v) => ({ id: v.id, label: v.label, value: Math.max(...P3[v.id].refreshRequests), text: `${Math.max(...P3[v.id].refreshRequests)} · p99 ${fmt(P3[v.id].p99)} ms` }));
+  const cpu = (sc) =>
+    variants.map((v) => ({ id: v.id, label: v.label, value: sc[v.id].cpuUs, text: v.id === 'baseline' ? `${fmt(sc[v.id].cpuUs)} µs` : `${fmt(sc[v.id].cpuUs)} µs · ${fmt(sc[v.id].cpuRatio, 2)}x` }));
   const panels = [
     ['P1 protected route, no API call (req/s)', tput(P1), { marker: { value: 0.97 * base(P1), text: '0.97 x baseline' } }],
     ['P2 route calling the API with the token (req/s)', tput(P2), { marker: { value: 0.97 * base(P2), text: '0.97 x baseline' } }],
-    ['P3 refresh requests at the provider per storm (200 calls)', stormRows, { marker: { value: 1, text: 'target 1' } }],
+    ['P1 app CPU per request (µs, all threads)', cpu(P1), {}],
+    ['P2 app CPU per request (µs, all threads)', cpu(P2), {}],
+    ['P3 refresh requests at the provider per storm (of 200 calls)', stormRows, { marker: { value: 1, text: 'target 1' } }],
     [
-      'P4 full login, ms (app dark + provider light)',
-      variants.map((v) => ({ id: v.id, label: v.label, value: P4[v.id].appMs, value2: P4[v.id].providerMs, text: `${fmt(P4[v.id].totalMs, 1)} ms (app ${fmt(P4[v.id].appMs, 1)})` })),
+      'P4 full login ms (app dark + provider light)',
+      variants.map((v) => ({ id: v.id, label: v.label, value: P4[v.id].appMs, value2: P4[v.id].providerMs, text: `${fmt(P4[v.id].totalMs, 1)} (app ${fmt(P4[v.id].appMs, 1)})` })),
       {},
     ],
     ['P5 session cookie after login (bytes)', variants.map((v) => ({ id: v.id, label: v.label, value: P5[v.id].cookieBytes, text: `${P5[v.id].cookieBytes} B` })), { marker: { value: 200, text: '200 B' } }],

@@ -286,8 +286,8 @@ async function main() {
       const started = performance.now();
       const batch = [];
       // The order rotates by one each round (A B C D E, B C D E A, ...): every variant runs in every
-      // position equally often. With a fixed order the A/A copy, always last, came out 3-5 % ahead of the
-      // package, always first (right after the login batch, or after the previous scenario).
+      // position equally often, so whatever precedes a measurement (the login batch, another variant's
+      // garbage collection) cannot favour one variant.
       const order = apps.map((_, k) => apps[(k + round - 1) % apps.length]);
       for (const app of order) {
         const r = await load(app, scenario, settings.durationSec);

@@ -1,6 +1,6 @@
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
-import { ConfigError, ProviderError } from './errors.js';
+import { ConfigError, ProviderError, providerNotLoaded } from './errors.js';
 import { FetchInvalidResponseError, FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
 
 /** The fields kept from a token response, copied into a fresh object (nothing else survives). */
@@ -191,7 +191,7 @@ export class AuthorizationServer {
     if (this.configuration) return Promise.resolve(this.configuration);
     if (this.fatal) return Promise.reject(this.fatal);
     if (this.loading) return this.loading;
-    if (this.retryTimer) return Promise.reject(unavailable());
+    if (this.retryTimer) return Promise.reject(providerNotLoaded());
     this.loading = this.discover().then(
       (config) => {
         this.configuration = config;
@@ -217,7 +217,7 @@ export class AuthorizationServer {
           this.load(onError).catch(() => {});
         }, delay);
         this.retryTimer.unref();
-        throw unavailable();
+        throw providerNotLoaded();
       },
     );
     return this.loading;
@@ -313,10 +313,6 @@ export class AuthorizationServer {
   stop(): void {
     clearTimeout(this.retryTimer);
   }
-}
-
-function unavailable(): ProviderError {
-  return new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 });
 }
 
 function stripUndefined<T extends object>(o: T): T {

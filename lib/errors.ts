@@ -104,6 +104,11 @@ export class ProviderError extends OAuthError {
   }
 }
 
+/** The 503 for requests that need the provider's metadata before discovery has succeeded. */
+export function providerNotLoaded(): ProviderError {
+  return new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 });
+}
+
 /** The token store (Redis) or the session store failed or was too slow. */
 export class StoreUnavailableError extends OAuthError {
   constructor(message = 'The session store is unavailable.', cause?: unknown) {

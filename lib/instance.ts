@@ -4,7 +4,7 @@ import { AuthorizationServer } from './authorization-server.js';
 import { createAgents, type SharedAgents } from './client.js';
 import type { ResolvedConfig } from './config.js';
 import { RecordCipher } from './crypto.js';
-import { OAuthError, ProviderError } from './errors.js';
+import { OAuthError, ProviderError, providerNotLoaded } from './errors.js';
 import { OAuthEvents } from './events.js';
 import { withTimeout } from './http.js';
 import { requireSession, type SessionRequest } from './session.js';
@@ -51,19 +51,11 @@ export class Instance {
     return this.server.whenLoaded(this.logDiscovery);
   }
 
-  providerUnavailable(): ProviderError {
-    return new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 });
-  }
-
   /** The provider configuration for a request: 503 while discovery has not succeeded yet. */
   async providerConfig(): Promise<Configuration> {
     const loaded = this.server.loaded;
     if (loaded) return loaded;
-    return withTimeout(
-      this.loadProvider(),
-      this.cfg.httpTimeout,
-      () => new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 }),
-    ).catch((err) => {
+    return withTimeout(this.loadProvider(), this.cfg.httpTimeout, providerNotLoaded).catch((err) => {
       throw err instanceof OAuthError && err.code !== 'config_invalid'
         ? err
         : new ProviderError('provider_unavailable', 'The identity provider is not configured correctly.', { status: 503, retryAfter: 30 });

@@ -1,10 +1,9 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { resolveConfig } from './config.js';
-import { OAuthError, StoreUnavailableError } from './errors.js';
+import { OAuthError } from './errors.js';
 import { renderOAuthError } from './error-handler.js';
 import { installRequestAccessors, setState } from './request-state.js';
 import type { OAuthEvents } from './events.js';
-import { withTimeout } from './http.js';
 import { Instance } from './instance.js';
 import { createCookieChecks } from './cookie-checks.js';
 import { handleCallback } from './routes/callback.js';
@@ -107,10 +106,8 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     });
   } as OAuthMiddleware;
 
-  const ping = () =>
-    instance.cfg.tokenStore.ping
-      ? withTimeout(instance.cfg.tokenStore.ping(), cfg.storeTimeout, () => new StoreUnavailableError('Token store ping timed out.'))
-      : Promise.resolve();
+  const store = cfg.tokenStore;
+  const ping = () => (store.ping ? instance.tokens.bounded('ping', () => store.ping!()) : Promise.resolve());
 
   Object.defineProperties(middleware, {
     events: { value: instance.events, enumerable: true },

@@ -2,7 +2,7 @@ import type { Configuration } from 'openid-client';
 import type { AuthorizationServer, TokenSet } from './authorization-server.js';
 import type { ResolvedConfig } from './config.js';
 import { randomToken } from './crypto.js';
-import { LoginRequiredError, ProviderError, RefreshUnavailableError } from './errors.js';
+import { LoginRequiredError, ProviderError, RefreshUnavailableError, providerNotLoaded } from './errors.js';
 import type { OAuthEvents } from './events.js';
 import { sessionTag, type LoadedRecord, type TokenService } from './tokens.js';
 
@@ -59,7 +59,7 @@ export class Refresher {
     }
     if (!config) {
       if (!this.tokens.isExpired(record) && rejected === undefined) return loaded;
-      throw new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 });
+      throw providerNotLoaded();
     }
     const key = `${sid}\u0000${rejected ?? ''}`;
     let flight = this.inflight.get(key);

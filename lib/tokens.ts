@@ -157,7 +157,7 @@ export class TokenService {
     await this.bounded('delete', () => this.cfg.tokenStore.delete(sid));
   }
 
-  refreshWindow(record: TokenRecord): number {
+  private refreshWindow(record: TokenRecord): number {
     if (record.expires_at === undefined) return 0;
     // Never refresh earlier than half the token's life, so short-lived tokens do not refresh on every call.
     return Math.min(this.cfg.refreshLeeway, Math.max(0, (record.expires_at - record.updated_at) / 2));

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { TokenSet } from '../authorization-server.js';
 import { sha256 } from '../crypto.js';
-import { CallbackError, OAuthError, ProviderError, StoreUnavailableError } from '../errors.js';
+import { CallbackError, OAuthError, ProviderError, StoreUnavailableError, providerNotLoaded } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
 import { TX_TTL_MS, livePending, regenerateSession, reloadSession, saveSession } from '../session.js';
@@ -38,7 +38,7 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
   // Without provider metadata the login cannot finish now: answer 503 before consuming the transaction,
   // so the same callback can be retried.
   const config = server.loaded;
-  if (!config) throw instance.providerUnavailable();
+  if (!config) throw providerNotLoaded();
 
   // 2. Find the transaction this browser started, by a hash of the state.
   const data = sreq.session.oauth;

@@ -32,8 +32,9 @@ export function createCookieChecks(cfg: ResolvedConfig): (req: Request) => void 
         "the session cookie is SameSite=Strict: the provider's redirect back will arrive without it and logins will fail. Use sameSite: 'lax'.",
       );
     }
-    if (cookie.sameSite === undefined || cookie.sameSite === false || cookie.sameSite === 'none') {
-      warn('samesite-missing', "the session cookie has no SameSite=Lax: set cookie.sameSite to 'lax' in express-session.");
+    // Left unset, the package sets `lax` on the sessions it creates or logs in; an explicit other choice is the app's.
+    if (cookie.sameSite === false || cookie.sameSite === 'none') {
+      warn('samesite-missing', "the session cookie is not SameSite=Lax: set cookie.sameSite to 'lax' in express-session (or leave it unset).");
     }
     // express-session leaves `secure` undefined by default: anything but true is a cookie sent over http.
     if (httpsApp && cookie.secure !== true)

@@ -10,6 +10,7 @@ const TITLES: Record<number, string> = {
   401: 'Login required',
   403: 'Forbidden',
   405: 'Method not allowed',
+  429: 'Too many logins in progress',
   502: 'The identity provider answered badly',
   503: 'Temporarily unavailable',
   504: 'The identity provider did not answer in time',

@@ -16,6 +16,7 @@ export type OAuthErrorCode =
   | 'authorization_failed'
   | 'cross_site_request'
   | 'method_not_allowed'
+  | 'login_busy'
   | 'token_endpoint_error'
   | 'token_endpoint_timeout'
   | 'id_token_invalid'
@@ -80,8 +81,17 @@ export class LoginRequiredError extends OAuthError {
 
 /** A callback that failed validation: forged, replayed, expired or malformed. */
 export class CallbackError extends OAuthError {
-  constructor(message: string, code: 'callback_invalid' | 'access_denied' | 'authorization_failed' = 'callback_invalid', status = 400) {
+  /** Why the callback was refused, as a fixed identifier for logs and the `login_failed` event (never a value from the request). */
+  readonly reason: string;
+
+  constructor(
+    message: string,
+    code: 'callback_invalid' | 'access_denied' | 'authorization_failed' = 'callback_invalid',
+    status = 400,
+    reason: string = code,
+  ) {
     super(code, status, message);
+    this.reason = reason;
   }
 }
 

@@ -24,7 +24,7 @@ export class Instance {
     this.server = new AuthorizationServer(cfg);
     this.cipher = new RecordCipher(cfg.encryptionKeys, { issuer: this.server.issuer, clientId: cfg.clientId });
     this.tokens = new TokenService(cfg, this.cipher);
-    this.refresher = new Refresher(cfg, this.tokens, this.server, this.events);
+    this.refresher = new Refresher(cfg, this.tokens, this.server, this.events, (c, rt, at) => this.revokeQuietly(c, rt, at));
     this.events.onListenerError = (name, err) =>
       cfg.logger.error(`an '${name}' event listener threw; the flow went on`, { error: err instanceof Error ? err.message : String(err) });
     cfg.tokenStore.attachErrorListener?.((err) => {

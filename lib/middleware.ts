@@ -1,4 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Store } from 'express-session';
 import { resolveConfig } from './config.js';
 import { OAuthError } from './errors.js';
 import { renderOAuthError } from './error-handler.js';
@@ -6,6 +7,7 @@ import { installRequestAccessors, setState } from './request-state.js';
 import type { OAuthEvents } from './events.js';
 import { Instance } from './instance.js';
 import { createCookieChecks } from './cookie-checks.js';
+import { guardSessionStore } from './session-guard.js';
 import { handleCallback } from './routes/callback.js';
 import { handleLogin } from './routes/login.js';
 import { handleLogout } from './routes/logout.js';
@@ -73,8 +75,18 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     [paths.logout]: { method: 'POST', handler: handleLogout },
   };
 
+  // Logout is final: the app's session store refuses to bring back a session whose login ended (see
+  // guardSessionStore). Installed on the first request that shows the store, checked by identity after.
+  let guardedStore: unknown;
+  const loginAlive = (sid: string) => instance.tokens.bounded('read', () => cfg.tokenStore.get(sid)).then((raw) => raw !== null && raw !== undefined);
+
   const middleware = function oauthMiddleware(req: Request, res: Response, next: NextFunction): void {
     setState(req, instance);
+    const sessionStore = (req as { sessionStore?: Store }).sessionStore;
+    if (sessionStore !== guardedStore && sessionStore) {
+      guardedStore = sessionStore;
+      guardSessionStore(sessionStore, loginAlive);
+    }
 
     const route = routes[req.path];
     if (!route) {
@@ -98,7 +110,10 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     }
     route.handler(instance, req, res).catch((err: unknown) => {
       if (err instanceof OAuthError) {
-        if (err.status >= 500 && err.code !== 'store_unavailable') cfg.logger.warn(`${req.path}: ${err.message}`, { code: err.code });
+        // The callback logs each of its failures itself (one line with the reason).
+        if (err.status >= 500 && err.code !== 'store_unavailable' && route.handler !== handleCallback) {
+          cfg.logger.warn(`${req.path}: ${err.message}`, { code: err.code });
+        }
         return renderOAuthError(instance, err, req, res);
       }
       cfg.logger.error(`${req.path}: unexpected error`, { error: err instanceof Error ? err.name : typeof err });

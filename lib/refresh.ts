@@ -28,6 +28,12 @@ export class Refresher {
     private readonly tokens: TokenService,
     private readonly server: AuthorizationServer,
     private readonly events: OAuthEvents,
+    /** Revokes tokens nobody will store (best effort, never throws). */
+    private readonly revokeOrphaned: (
+      config: Configuration,
+      refreshToken: string | undefined,
+      accessToken: string,
+    ) => Promise<unknown> = async () => {},
   ) {
     // The longest a live holder can take: re-read, token request, JWKS fetch (new signing key), write.
     const worstCase = 2 * cfg.httpTimeout + 3 * cfg.storeTimeout;
@@ -144,9 +150,17 @@ export class Refresher {
     const next = this.tokens.buildRecord(tokens, current.record);
     const written = await this.tokens.replace(sid, current.raw, next);
     if (!written) {
-      // Someone wrote after we read (only possible if our lease ran out): theirs is newer, keep it.
       const again = await this.tokens.read(sid);
-      if (again && !this.tokens.isExpired(again.record)) return again;
+      if (!again) {
+        // The user logged out while this refresh was in flight: the new tokens are nobody's, and a logout
+        // is final. Revoke them (a new refresh token would otherwise stay live at the provider) and
+        // answer as logged out.
+        this.events.emit('refresh_failed', { session, sub, reason: 'logged_out', durationMs: Date.now() - started });
+        void this.revokeOrphaned(config, tokens.refresh_token, tokens.access_token);
+        throw new LoginRequiredError('The login ended while the tokens were being refreshed.');
+      }
+      // Someone wrote after we read (only possible if our lease ran out): theirs is newer, keep it.
+      if (!this.tokens.isExpired(again.record)) return again;
       throw new RefreshUnavailableError('The token record changed during refresh.');
     }
     this.events.emit('refresh', { session, sub, durationMs: Date.now() - started, version: next.version });

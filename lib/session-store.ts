@@ -26,7 +26,8 @@ const BOUNDED = ['get', 'set', 'destroy', 'touch'] as const;
 export function boundedSessionStore<S extends Store>(store: S, options: BoundedSessionStoreOptions = {}): S {
   const timeout = options.timeout ?? 2000;
   if (!(typeof timeout === 'number' && timeout > 0)) throw new TypeError('boundedSessionStore: `timeout` must be a positive number of ms.');
-  const wrapped = new Map<PropertyKey, unknown>();
+  // Keyed by the store's own function, so a method replaced later (the logout guard wraps `set`) is seen.
+  const wrapped = new WeakMap<object, unknown>();
   return new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === 'on' || prop === 'addListener' || prop === 'once') {
@@ -39,7 +40,7 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
       }
       const value = Reflect.get(target, prop, receiver);
       if (!(BOUNDED as readonly PropertyKey[]).includes(prop) || typeof value !== 'function') return value;
-      let fn = wrapped.get(prop);
+      let fn = wrapped.get(value);
       if (!fn) {
         fn = function boundedStoreCall(this: unknown, ...args: unknown[]) {
           const last = args.length - 1;
@@ -66,7 +67,7 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
             done(err);
           }
         };
-        wrapped.set(prop, fn);
+        wrapped.set(value, fn);
       }
       return fn;
     },

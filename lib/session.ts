@@ -16,6 +16,11 @@ export interface PendingLogin {
   returnTo: string;
   /** Epoch ms. */
   createdAt: number;
+  /**
+   * Set when the browser said the login was started from another site (`Sec-Fetch-Site: cross-site`).
+   * Such a login may only push out other cross-site logins, never one the user started on this app.
+   */
+  crossSite?: boolean;
 }
 
 /** What this package keeps in express-session's record: never a token. */
@@ -36,6 +41,46 @@ declare module 'express-session' {
 
 export const MAX_PENDING = 5;
 export const TX_TTL_MS = 10 * 60 * 1000;
+
+/**
+ * Adds a pending login under `key`, keeping at most {@link MAX_PENDING}. A login started from another
+ * site (a page forcing top-level GETs of the login route) can only evict other cross-site logins, so it
+ * cannot cancel a login the user is completing (RFC 9700 §4.4 login CSRF is what state prevents; this
+ * stops its denial-of-service twin). Returns false, and adds nothing, when the new login is cross-site and
+ * every slot holds one the user started here.
+ */
+export function addPending(data: OAuthSessionData, key: string, login: PendingLogin, now = Date.now()): boolean {
+  const live = livePending(data, now);
+  const entries = Object.entries(live);
+  if (entries.length >= MAX_PENDING) {
+    // Oldest first; cross-site entries go before ones the user started here.
+    const victims = entries
+      .filter(([, tx]) => !login.crossSite || tx.crossSite === true)
+      .sort(([, a], [, b]) => Number(b.crossSite === true) - Number(a.crossSite === true) || a.createdAt - b.createdAt);
+    const excess = entries.length - MAX_PENDING + 1;
+    if (victims.length < excess) return false;
+    for (const [k] of victims.slice(0, excess)) delete live[k];
+  }
+  live[key] = login;
+  data.tx = live;
+  return true;
+}
+
+/**
+ * Rule 10: the session cookie is `SameSite=Lax`. When the app left `sameSite` unset, the sessions this
+ * package creates or logs in get `lax`; an explicit choice of the app is never overridden (`strict` is
+ * reported at the first request: it breaks the provider's redirect back).
+ */
+export function defaultSameSite(req: SessionRequest): void {
+  const cookie = req.session.cookie;
+  if (cookie.sameSite === undefined) cookie.sameSite = 'lax';
+}
+
+/** The app's own fields of a session (anything but the cookie and this package's namespace). */
+export function hasAppFields(session: object): boolean {
+  for (const k of Object.keys(session)) if (k !== 'cookie' && k !== 'oauth') return true;
+  return false;
+}
 
 type SessionRequest = Request & { session: Session & Partial<SessionData>; sessionID: string };
 

@@ -4,7 +4,7 @@ import { sha256 } from '../crypto.js';
 import { CallbackError, OAuthError, ProviderError, StoreUnavailableError, providerNotLoaded } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
-import { TX_TTL_MS, livePending, regenerateSession, reloadSession, saveSession } from '../session.js';
+import { TX_TTL_MS, defaultSameSite, livePending, regenerateSession, reloadSession, saveSession } from '../session.js';
 import { sessionTag } from '../tokens.js';
 
 /** Parameters of an authorization response that may appear at most once. */
@@ -14,7 +14,24 @@ const FORBIDDEN = ['access_token', 'id_token', 'refresh_token', 'token'];
 const MAX_QUERY = 8192;
 const MAX_PARAM = 2048;
 
-const invalid = (why: string) => new CallbackError(`Login failed (${why}). Please try again.`);
+const invalid = (why: string) => new CallbackError(`Login failed (${why}). Please try again.`, 'callback_invalid', 400, why.replace(/ /g, '_'));
+
+/** Instances that already warned about a missing refresh token (the warning is given once). */
+const warnedNoRefresh = new WeakSet<Instance>();
+
+/** Whether the login asked for offline access (a refresh token): `offline_access`, or Google-style `access_type=offline`. */
+function offlineRequested(instance: Instance): boolean {
+  const { scope, authorizationParams } = instance.cfg;
+  return scope.split(' ').includes('offline_access') || authorizationParams.access_type === 'offline';
+}
+
+/** A fixed identifier of why a callback failed, for the log line and the `login_failed` event. */
+function failureReason(err: unknown): string {
+  if (err instanceof CallbackError) return err.reason;
+  if (err instanceof ProviderError) return err.oauthError ?? err.code;
+  if (err instanceof OAuthError) return err.code;
+  return 'unexpected_error';
+}
 
 /**
  * `GET {callback}`: validates the authorization response completely before any network call, in the
@@ -23,6 +40,18 @@ const invalid = (why: string) => new CallbackError(`Login failed (${why}). Pleas
  * waits for every write, and only then redirects to the transaction's `returnTo`.
  */
 export async function handleCallback(instance: Instance, req: Request, res: Response): Promise<void> {
+  try {
+    await completeLogin(instance, req, res);
+  } catch (err) {
+    // Every failed callback leaves one log line and one event, with a reason and never a value.
+    const reason = failureReason(err);
+    instance.cfg.logger.warn(`login failed at the callback: ${reason}`, { reason, status: err instanceof OAuthError ? err.status : 500 });
+    instance.events.emit('login_failed', { reason });
+    throw err;
+  }
+}
+
+async function completeLogin(instance: Instance, req: Request, res: Response): Promise<void> {
   const { cfg, server, tokens, events } = instance;
   const sreq = instance.session(req);
   const started = Date.now();
@@ -61,13 +90,22 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
   // 5. Only now look at an error from the provider. Its description is never reflected.
   const error = params.get('error');
   if (error !== null) {
-    events.emit('login_failed', { reason: /^[a-z_]{1,40}$/.test(error) ? error : 'provider_error' });
+    const reason = /^[a-z_]{1,40}$/.test(error) ? error : 'provider_error';
     if (error === 'access_denied') {
-      if (cfg.accessDeniedRedirect) return void res.redirect(302, cfg.accessDeniedRedirect);
+      if (cfg.accessDeniedRedirect) {
+        cfg.logger.warn('login failed at the callback: access_denied', { reason, status: 302 });
+        events.emit('login_failed', { reason });
+        return void res.redirect(302, cfg.accessDeniedRedirect);
+      }
       throw new CallbackError('Access was denied at the identity provider.', 'access_denied', 403);
     }
     const unavailable = error === 'server_error' || error === 'temporarily_unavailable';
-    throw new CallbackError('The identity provider could not complete the login. Please try again.', 'authorization_failed', unavailable ? 502 : 400);
+    throw new CallbackError(
+      'The identity provider could not complete the login. Please try again.',
+      'authorization_failed',
+      unavailable ? 502 : 400,
+      reason,
+    );
   }
 
   // 6. Then require a code.
@@ -82,11 +120,15 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
       nonce: tx.nonce,
     });
   } catch (err) {
-    const reason = err instanceof OAuthError ? ((err as ProviderError).oauthError ?? err.code) : 'unknown';
-    events.emit('login_failed', { reason });
     // A code that does not redeem (replayed, injected, PKCE mismatch) is a bad callback, not a provider fault.
     if (err instanceof ProviderError && err.oauthError === 'invalid_grant') throw invalid('code rejected');
     throw err;
+  }
+  if (!tokenSet.refresh_token && offlineRequested(instance) && !warnedNoRefresh.has(instance)) {
+    warnedNoRefresh.add(instance);
+    cfg.logger.warn(
+      "the provider returned no refresh token although offline access was requested: each login will end when its access token expires. Many providers grant offline access only on consent: add authorizationParams: { prompt: 'consent' } (Google also needs access_type: 'offline'; its preset sets both), and check that the client may use the refresh_token grant.",
+    );
   }
 
   // 7. New session id (fixation defence); pending logins of other tabs (re-read: one may have started
@@ -97,6 +139,7 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
     const otherTabs = livePending(sreq.session.oauth);
     delete otherTabs[key];
     await regenerateSession(sreq, cfg.storeTimeout);
+    defaultSameSite(sreq);
     sreq.session.oauth = { tx: otherTabs, user: { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) }, loginAt: Date.now() };
     await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
     await saveSession(sreq, cfg.storeTimeout);

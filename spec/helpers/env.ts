@@ -145,6 +145,8 @@ export interface EnvOptions {
   sharing?: TestEnv;
   /** Do not wait for `auth.ready()` (discovery failing on purpose). */
   skipReady?: boolean;
+  /** express-session cookie options instead of the standard ones (HttpOnly, SameSite=Lax, Path=/). */
+  cookie?: session.CookieOptions;
 }
 
 let envCounter = 0;
@@ -191,7 +193,7 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
       secret: SESSION_SECRET,
       resave: false,
       saveUninitialized: false,
-      cookie: { httpOnly: true, sameSite: 'lax', secure: false, path: '/' },
+      cookie: options.cookie ?? { httpOnly: true, sameSite: 'lax', secure: false, path: '/' },
     }),
   );
   app.use(auth);

@@ -1,0 +1,59 @@
+import type { Store } from 'express-session';
+
+/** Answers whether the login a session claims still exists (its token record is in the store). */
+export type LoginCheck = (sid: string) => Promise<boolean>;
+
+interface GuardedStore {
+  checks: Set<LoginCheck>;
+}
+
+const guarded = new WeakMap<Store, GuardedStore>();
+
+type SetCallback = (err?: unknown) => void;
+type SessionLike = { oauth?: { user?: unknown } } | null | undefined;
+
+/**
+ * Logout is final (RFC 9700 §4.14 and the BFF draft: the server-side session ends): a request that loaded
+ * a session before its logout and saves it afterwards (a slow route writing to the session, or an
+ * attacker looping a route with a stolen cookie) would otherwise write the logged-in session back under
+ * its old id, and `req.oauth.isAuthenticated` would be true again for the session's whole lifetime.
+ *
+ * The guard wraps the app's session store's `set`, once per store object: after a session that claims a
+ * login is written, the login's token record is checked; when it is gone (logout deleted it, or the login
+ * ended), the session just written is destroyed again. Checking after the write closes the race: logout
+ * deletes the record before it destroys the session, so a write that lands after the destroy always sees
+ * the record gone. Only writes of logged-in sessions pay the extra read; requests that do not write the
+ * session pay nothing, and reading a session costs nothing extra.
+ */
+export function guardSessionStore(store: Store, check: LoginCheck): void {
+  let state = guarded.get(store);
+  if (state) {
+    state.checks.add(check);
+    return;
+  }
+  state = { checks: new Set([check]) };
+  guarded.set(store, state);
+  const checks = state.checks;
+  const originalSet = store.set;
+  store.set = function guardedSet(this: Store, sid: string, session: unknown, callback?: SetCallback): void {
+    originalSet.call(this, sid, session as never, (err?: unknown) => {
+      if (err || !(session as SessionLike)?.oauth?.user) return callback?.(err);
+      void loginAlive(checks, sid).then((alive) => {
+        if (alive) return callback?.();
+        store.destroy(sid, () => callback?.());
+      });
+    });
+  };
+}
+
+/** True unless every check says the login is gone (a store that cannot answer counts as alive: outages end no login). */
+async function loginAlive(checks: Set<LoginCheck>, sid: string): Promise<boolean> {
+  for (const check of checks) {
+    try {
+      if (await check(sid)) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}

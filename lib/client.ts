@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import axios, { AxiosError, AxiosHeaders, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import axios, { AxiosError, AxiosHeaders, type AxiosAdapter, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import type { ResolvedConfig } from './config.js';
 import { OriginNotAllowedError, UpstreamTimeoutError } from './errors.js';
 
@@ -22,16 +22,17 @@ export interface AccessTokenSource {
   accessToken(options?: { rejected?: string }): Promise<string>;
 }
 
-const kToken = Symbol('express-oauth-client.token');
 const kRetried = Symbol('express-oauth-client.retried');
-const kDeadline = Symbol('express-oauth-client.deadline');
-const kUserSignal = Symbol('express-oauth-client.user-signal');
-type TaggedConfig = InternalAxiosRequestConfig & {
-  [kToken]?: string;
-  [kRetried]?: boolean;
-  [kDeadline]?: AbortSignal;
-  [kUserSignal]?: AbortSignal | null;
-};
+type TaggedConfig = InternalAxiosRequestConfig & { [kRetried]?: boolean };
+
+/** axios's own Node http adapter: the only transport the guarded adapter dispatches through. */
+const httpAdapter = axios.getAdapter('http');
+
+/**
+ * The token an upstream 401 rejected, per error: kept off the error object itself so that nothing the app
+ * inspects or serializes holds it.
+ */
+const rejectedToken = new WeakMap<object, string>();
 
 const IDEMPOTENT = new Set(['get', 'head', 'options', 'put', 'delete', 'trace']);
 
@@ -55,33 +56,228 @@ function replayable(config: InternalAxiosRequestConfig): boolean {
 }
 
 const REDACTED = '[REDACTED]';
+const REDACTED_BYTES = Buffer.from(REDACTED);
 
-/**
- * Removes the bearer token from everything a caller may log: config headers, the raw request, and the
- * shared agents (their sockets hold the raw header blocks of other users' requests in flight).
- */
-function redact(target: { config?: InternalAxiosRequestConfig; request?: unknown; response?: AxiosResponse }): void {
-  const headers = target.config?.headers;
-  if (headers && typeof headers.get === 'function' && headers.has('Authorization')) headers.set('Authorization', REDACTED);
-  if (target.config) {
-    delete (target.config as TaggedConfig)[kToken];
-    target.config.httpAgent = undefined;
-    target.config.httpsAgent = undefined;
+/** The forms in which a reflected token shows up in a body: raw, JSON-escaped (`\/`) and percent-encoded. */
+function tokenForms(token: string): string[] {
+  const forms = [token];
+  const escaped = token.replaceAll('/', '\\/');
+  if (escaped !== token) forms.push(escaped);
+  const encoded = encodeURIComponent(token);
+  if (encoded !== token) forms.push(encoded);
+  return forms;
+}
+
+function redactString(s: string, forms: string[]): string {
+  for (const f of forms) if (s.includes(f)) s = s.replaceAll(f, REDACTED);
+  return s;
+}
+
+function redactBuffer(buf: Buffer, forms: string[]): Buffer {
+  for (const f of forms) {
+    let i = buf.indexOf(f);
+    if (i === -1) continue;
+    const parts: Buffer[] = [];
+    let start = 0;
+    while (i !== -1) {
+      parts.push(buf.subarray(start, i), REDACTED_BYTES);
+      start = i + Buffer.byteLength(f);
+      i = buf.indexOf(f, start);
+    }
+    parts.push(buf.subarray(start));
+    buf = Buffer.concat(parts);
   }
-  // The ClientRequest keeps the raw header block (`_header`), token included.
-  if ('request' in target) target.request = undefined;
-  if (target.response) {
-    target.response.request = undefined;
-    target.response.config = target.config ?? target.response.config;
+  return buf;
+}
+
+/** Removes the token from the status text and every header value of a response (an API may echo the request). */
+function redactHeaders(response: AxiosResponse, forms: string[]): void {
+  if (typeof response.statusText === 'string') response.statusText = redactString(response.statusText, forms);
+  const headers = response.headers as Record<string, unknown> | undefined;
+  if (!headers) return;
+  for (const key of Object.keys(headers)) {
+    const v = headers[key];
+    if (typeof v === 'string') headers[key] = redactString(v, forms);
+    else if (Array.isArray(v)) headers[key] = v.map((x) => (typeof x === 'string' ? redactString(x, forms) : x));
   }
 }
 
 /**
+ * The body was read as bytes (the dispatched `responseType` is `arraybuffer`): remove the token from the
+ * bytes, then decode it as the app asked (what axios's http adapter does), and redact the text once more
+ * (covers encodings in which the token's bytes differ, e.g. `utf16le`).
+ */
+function redactBody(response: AxiosResponse, wanted: string | undefined, encoding: BufferEncoding | undefined, forms: string[]): void {
+  const data = response.data as unknown;
+  if (!Buffer.isBuffer(data)) return;
+  const bytes = redactBuffer(data, forms);
+  if (wanted === 'arraybuffer') {
+    response.data = bytes;
+    return;
+  }
+  let text = bytes.toString(encoding);
+  if ((!encoding || encoding === 'utf8') && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  response.data = redactString(text, forms);
+}
+
+/**
+ * Removes what could carry a token from an error or response handed back: the dispatched config (it holds the
+ * `Authorization` header) is replaced by the app's config (which never held it), the raw request (its `_header`
+ * holds the token) and the shared agents (their sockets hold other users' requests in flight) are dropped.
+ * Follows the `cause` chain of wrapped axios errors.
+ */
+function scrub(target: unknown, appConfig: InternalAxiosRequestConfig | undefined): void {
+  for (let depth = 0; depth < 5 && target && typeof target === 'object'; depth++) {
+    const t = target as { config?: InternalAxiosRequestConfig; request?: unknown; response?: AxiosResponse; rawPacket?: unknown; cause?: unknown };
+    if ('config' in t && t.config) {
+      t.config = appConfig ?? t.config;
+      const headers = t.config.headers;
+      if (headers && typeof headers.get === 'function' && headers.has('Authorization')) headers.set('Authorization', REDACTED);
+      t.config.httpAgent = undefined;
+      t.config.httpsAgent = undefined;
+    }
+    // The ClientRequest keeps the raw header block (`_header`), token included.
+    if ('request' in t) t.request = undefined;
+    // Node's HTTP parser errors keep the raw bytes of a malformed response (which may echo the request).
+    if ('rawPacket' in t) t.rawPacket = undefined;
+    if (t.response) {
+      t.response.request = undefined;
+      t.response.config = t.config ?? appConfig ?? t.response.config;
+    }
+    target = t.cause;
+  }
+}
+
+const PROTOCOLS = new Set(['http:', 'https:']);
+const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
+
+/**
+ * The URL a config designates, resolved as axios does (`baseURL`, `url`, `allowAbsoluteUrls`), and refused
+ * unless it is on one of the configured API origins. Credentials in the URL are dropped (axios would send
+ * them as Basic authentication instead of the bearer token).
+ */
+function checkedUrl(cfg: ResolvedConfig, config: InternalAxiosRequestConfig): URL {
+  const url = config.url == null ? '' : String(config.url);
+  const base = config.baseURL == null ? '' : String(config.baseURL);
+  const full =
+    base && (!ABSOLUTE.test(url) || config.allowAbsoluteUrls === false)
+      ? url
+        ? `${base.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`
+        : base
+      : url;
+  let target: URL;
+  try {
+    target = new URL(full);
+  } catch {
+    throw new OriginNotAllowedError('(an unparseable URL)');
+  }
+  if (!PROTOCOLS.has(target.protocol)) throw new OriginNotAllowedError(target.protocol);
+  if (!cfg.apiOrigins.has(target.origin)) throw new OriginNotAllowedError(target.origin);
+  target.username = '';
+  target.password = '';
+  return target;
+}
+
+/**
  * The per-request authorized client: an axios instance that sends the user's access token only to the
- * configured API origins, refuses every other destination before sending, follows no redirects, has a
- * deadline and a size cap, ignores proxy variables, and retries once after a 401 with a refreshed token.
+ * configured API origins, follows no redirects, has a deadline and a size cap, ignores proxy variables,
+ * and retries once after a 401 with a refreshed token.
+ *
+ * Every request goes through one guarded adapter, which runs last (after interceptors and
+ * `transformRequest`). It resolves the final URL, refuses any origin outside `apiBaseUrl`, and only then
+ * reads the token and dispatches through axios's http adapter with a config rebuilt from an allowlist:
+ *
+ * - taken from the app's config: `method`, `headers` (except `Host` and `Authorization`), `params`,
+ *   `paramsSerializer`, `data`, `timeout` (capped at `httpTimeout`), `timeoutErrorMessage`, `responseType`,
+ *   `responseEncoding`, `validateStatus`, `maxContentLength` (capped at `maxResponseBytes`), `maxBodyLength`,
+ *   `maxRate`, `onUploadProgress`, `onDownloadProgress`, `cancelToken`, `signal`, `transitional`,
+ *   `formDataHeaderPolicy`;
+ * - forced: the checked URL (no `baseURL`), `Authorization: Bearer <token>`, `maxRedirects: 0`,
+ *   `proxy: false`, the shared agents, HTTP/1.1, `decompress: true`, the strict HTTP parser, the deadline;
+ * - ignored: everything else, in particular `socketPath`, `lookup`, `family`, `transport`, `httpVersion`,
+ *   `http2Options`, `beforeRedirect`, `proxy`, `httpAgent`/`httpsAgent`, `insecureHTTPParser`, `auth`,
+ *   `env`, `fetchOptions`.
+ *
+ * An explicit `adapter` in a call's config is refused with {@link OriginNotAllowedError} before anything is
+ * sent (a mock or custom adapter silently replaced by a real request would be worse). An adapter swapped in by
+ * a `transformRequest` hook runs without the token: the token is attached by the guarded adapter only.
+ *
+ * Responses and errors handed back hold no token: the dispatched config and the raw request are replaced or
+ * removed, and the token used for the call is redacted from buffered bodies (before `transformResponse`, so
+ * from parsed JSON too), header values and the status text, on success and on error. A body requested with
+ * `responseType: 'stream'` is passed through as is (its headers are redacted): an API that reflects the
+ * request into a streamed body exposes the token to whoever reads that stream, so do not log or forward such
+ * streams from APIs that echo requests.
  */
 export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, source: AccessTokenSource): AxiosInstance {
+  const guarded: AxiosAdapter = async (config) => {
+    const target = checkedUrl(cfg, config);
+    const wanted = config.responseType;
+    const encoding = config.responseEncoding as BufferEncoding | undefined;
+    if (encoding !== undefined && !Buffer.isEncoding(encoding))
+      throw new AxiosError('Unknown responseEncoding', AxiosError.ERR_BAD_OPTION_VALUE, config);
+    const headers = new AxiosHeaders(config.headers);
+    headers.delete('host');
+    const token = await source.accessToken();
+    headers.set('Authorization', `Bearer ${token}`);
+    // axios's timeout stops at the response headers; this deadline also covers a slow-drip body. It starts
+    // once the token is in hand: waiting for a refresh has bounds of its own.
+    const deadline = AbortSignal.timeout(cfg.httpTimeout);
+    const userSignal = config.signal as AbortSignal | undefined;
+    const maxContentLength =
+      config.maxContentLength! > 0 && config.maxContentLength! <= cfg.maxResponseBytes ? config.maxContentLength : cfg.maxResponseBytes;
+    const dispatched = {
+      url: target.href,
+      method: config.method,
+      headers,
+      params: config.params,
+      paramsSerializer: config.paramsSerializer,
+      data: config.data,
+      timeout: Math.min(config.timeout || cfg.httpTimeout, cfg.httpTimeout),
+      timeoutErrorMessage: config.timeoutErrorMessage,
+      responseType: wanted === 'stream' ? 'stream' : 'arraybuffer',
+      validateStatus: config.validateStatus,
+      maxContentLength,
+      maxBodyLength: config.maxBodyLength,
+      maxRate: config.maxRate,
+      onUploadProgress: config.onUploadProgress,
+      onDownloadProgress: config.onDownloadProgress,
+      cancelToken: config.cancelToken,
+      signal: userSignal ? AbortSignal.any([userSignal, deadline]) : deadline,
+      transitional: config.transitional,
+      formDataHeaderPolicy: (config as { formDataHeaderPolicy?: unknown }).formDataHeaderPolicy,
+      maxRedirects: 0,
+      proxy: false,
+      httpAgent: agents.http,
+      httpsAgent: agents.https,
+      decompress: true,
+      insecureHTTPParser: false,
+    } as unknown as InternalAxiosRequestConfig;
+    let forms: string[] | undefined;
+    try {
+      const response = await httpAdapter(dispatched);
+      forms = tokenForms(token);
+      scrub(response, config);
+      redactHeaders(response, forms);
+      const data = response.data as { prependListener?: (e: 'error', l: (err: unknown) => void) => unknown } | undefined;
+      // A streamed body fails later (size cap, deadline) with an AxiosError of its own: scrub that too.
+      if (wanted === 'stream' && data && typeof data.prependListener === 'function') data.prependListener('error', (err) => scrub(err, config));
+      else redactBody(response, wanted, encoding, forms);
+      return response;
+    } catch (err) {
+      scrub(err, config);
+      if (err instanceof AxiosError && err.response) {
+        forms ??= tokenForms(token);
+        redactHeaders(err.response, forms);
+        redactBody(err.response, wanted, encoding, forms);
+      }
+      const timedOut = deadline.aborted || (err instanceof AxiosError && (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT'));
+      if (timedOut && !userSignal?.aborted) throw new UpstreamTimeoutError(err);
+      if (err instanceof AxiosError && err.response?.status === 401) rejectedToken.set(err, token);
+      throw err;
+    }
+  };
+
   const instance = axios.create({
     baseURL: cfg.apiBaseUrl,
     timeout: cfg.httpTimeout,
@@ -89,69 +285,38 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
     maxBodyLength: cfg.maxResponseBytes,
     maxRedirects: 0,
     proxy: false,
-    httpAgent: agents.http,
-    httpsAgent: agents.https,
+    adapter: guarded,
   });
 
-  instance.interceptors.request.use(async (config: TaggedConfig) => {
-    let target: URL;
-    try {
-      target = new URL(axios.getUri({ baseURL: config.baseURL, url: config.url, allowAbsoluteUrls: config.allowAbsoluteUrls }));
-    } catch {
-      throw new OriginNotAllowedError('(an unparseable URL)');
-    }
-    if ((target.protocol !== 'https:' && target.protocol !== 'http:') || !cfg.apiOrigins.has(target.origin)) {
-      throw new OriginNotAllowedError(target.protocol === 'http:' || target.protocol === 'https:' ? target.origin : target.protocol);
-    }
-    // Send exactly what was checked.
-    config.baseURL = undefined;
-    config.url = target.href;
-    config.maxRedirects = 0;
-    config.proxy = false;
-    config.httpAgent = agents.http;
-    config.httpsAgent = agents.https;
-    config.timeout = Math.min(config.timeout || cfg.httpTimeout, cfg.httpTimeout);
-    if (!(config.maxContentLength! > 0) || config.maxContentLength! > cfg.maxResponseBytes) config.maxContentLength = cfg.maxResponseBytes;
-    if (!(kUserSignal in config)) config[kUserSignal] = (config.signal as AbortSignal | undefined) ?? null;
-    const token = await source.accessToken();
-    config[kToken] = token;
-    // axios's timeout stops at the response headers; this deadline also covers a slow-drip body. It starts
-    // once the token is in hand: waiting for a refresh has bounds of its own.
-    const deadline = AbortSignal.timeout(cfg.httpTimeout);
-    config[kDeadline] = deadline;
-    const userSignal = config[kUserSignal];
-    config.signal = userSignal ? AbortSignal.any([userSignal, deadline]) : deadline;
-    config.headers = AxiosHeaders.from(config.headers);
-    config.headers.set('Authorization', `Bearer ${token}`);
-    return config;
-  });
-
-  instance.interceptors.response.use(
-    (response) => {
-      redact(response);
-      const data = response.data as { prependListener?: (e: 'error', l: (err: unknown) => void) => unknown } | undefined;
-      // A streamed body fails later (size cap, deadline) with an AxiosError of its own: redact that too.
-      if (data && typeof data.prependListener === 'function') data.prependListener('error', (err) => err instanceof AxiosError && redact(err));
-      return response;
-    },
-    async (error: unknown) => {
-      if (!(error instanceof AxiosError)) throw error;
-      const config = error.config as TaggedConfig | undefined;
-      const used = config?.[kToken];
-      const timedOut = config?.[kDeadline]?.aborted === true || error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT';
-      redact(error);
-      if (timedOut && !config?.[kUserSignal]?.aborted) throw new UpstreamTimeoutError(error);
-      if (error.response?.status === 401 && config && used !== undefined && !config[kRetried]) {
-        // Refresh unless another request already replaced the rejected token; replay once when that is safe.
-        await source.accessToken({ rejected: used });
-        if (replayable(config)) {
-          config[kRetried] = true;
-          return instance.request(config);
-        }
+  // Synchronous: no promise hop before dispatch. The destination is checked in the adapter, after every hook.
+  instance.interceptors.request.use(
+    (config) => {
+      if (config.adapter !== guarded) {
+        throw new OriginNotAllowedError(
+          '(a custom adapter)',
+          'Refused to send a request through a custom `adapter`: req.oauthClient only sends through its own.',
+        );
       }
-      throw error;
+      return config;
     },
+    undefined,
+    { synchronous: true },
   );
+
+  instance.interceptors.response.use(undefined, async (error: unknown) => {
+    if (!(error instanceof AxiosError)) throw error;
+    const config = error.config as TaggedConfig | undefined;
+    const used = rejectedToken.get(error);
+    if (used !== undefined && config && !config[kRetried]) {
+      // Refresh unless another request already replaced the rejected token; replay once when that is safe.
+      await source.accessToken({ rejected: used });
+      if (replayable(config)) {
+        config[kRetried] = true;
+        return instance.request(config);
+      }
+    }
+    throw error;
+  });
 
   return instance;
 }

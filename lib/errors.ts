@@ -133,10 +133,17 @@ export class RefreshUnavailableError extends OAuthError {
   }
 }
 
-/** `req.oauthClient` was asked to send a request to an origin that is not in `apiBaseUrl`. */
+/**
+ * `req.oauthClient` was asked to send a request to an origin that is not in `apiBaseUrl`, or in a way that
+ * would let something other than its destination check choose the connection (a custom `adapter`).
+ */
 export class OriginNotAllowedError extends OAuthError {
-  constructor(origin: string) {
-    super('origin_not_allowed', 500, `Refused to send a request to ${origin}: it is not one of the configured apiBaseUrl origins.`, {
+  /**
+   * @param origin - the refused origin (or a short description), used in the default message
+   * @param message - replaces the default message; must not contain a token
+   */
+  constructor(origin: string, message?: string) {
+    super('origin_not_allowed', 500, message ?? `Refused to send a request to ${origin}: it is not one of the configured apiBaseUrl origins.`, {
       expose: false,
     });
   }

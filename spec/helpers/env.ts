@@ -145,6 +145,8 @@ export interface EnvOptions {
   sharing?: TestEnv;
   /** Do not wait for `auth.ready()` (discovery failing on purpose). */
   skipReady?: boolean;
+  /** Mount the session store as given, without `boundedSessionStore` (only the package's own `storeTimeout` bounds waits). */
+  unboundedSessionStore?: boolean;
 }
 
 let envCounter = 0;
@@ -185,9 +187,12 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
   const app = express();
   app.use(
     session({
-      store: boundedSessionStore(options.sessionStore ?? new RedisStore({ client: redis, prefix: `${prefix}sess:` }), {
-        timeout: oauthOptions.storeTimeout ?? 2000,
-      }),
+      store:
+        options.unboundedSessionStore && options.sessionStore
+          ? options.sessionStore
+          : boundedSessionStore(options.sessionStore ?? new RedisStore({ client: redis, prefix: `${prefix}sess:` }), {
+              timeout: oauthOptions.storeTimeout ?? 2000,
+            }),
       secret: SESSION_SECRET,
       resave: false,
       saveUninitialized: false,

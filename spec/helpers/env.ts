@@ -147,6 +147,8 @@ export interface EnvOptions {
   skipReady?: boolean;
   /** express-session cookie options instead of the standard ones (HttpOnly, SameSite=Lax, Path=/). */
   cookie?: session.CookieOptions;
+  /** Mount the session store as given, without `boundedSessionStore` (only the package's own `storeTimeout` bounds waits). */
+  unboundedSessionStore?: boolean;
 }
 
 let envCounter = 0;
@@ -187,9 +189,12 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
   const app = express();
   app.use(
     session({
-      store: boundedSessionStore(options.sessionStore ?? new RedisStore({ client: redis, prefix: `${prefix}sess:` }), {
-        timeout: oauthOptions.storeTimeout ?? 2000,
-      }),
+      store:
+        options.unboundedSessionStore && options.sessionStore
+          ? options.sessionStore
+          : boundedSessionStore(options.sessionStore ?? new RedisStore({ client: redis, prefix: `${prefix}sess:` }), {
+              timeout: oauthOptions.storeTimeout ?? 2000,
+            }),
       secret: SESSION_SECRET,
       resave: false,
       saveUninitialized: false,

@@ -169,6 +169,63 @@ describe('B: code injection and mix-up (rules 2, 3; RFC 9207)', () => {
   });
 });
 
+/** Rewrites every pending login transaction of a browser's session in Redis. */
+async function editPending(browser: TestBrowser, edit: (tx: Record<string, unknown>) => void) {
+  const key = `${env.prefix}sess:${env.sid(browser)}`;
+  const sess = JSON.parse((await env.redis.get(key))!);
+  for (const tx of Object.values(sess.oauth.tx) as Array<Record<string, unknown>>) edit(tx);
+  await env.redis.set(key, JSON.stringify(sess), { expiration: { type: 'EX', value: 600 } });
+}
+
+describe('B: the package checks iss itself, and refuses tokens and missing codes on their own (rule 2, RFC 9207)', () => {
+  it("B6: the provider's real callback is refused when its iss differs from the issuer of the transaction (no token request)", async () => {
+    // A genuine code, state and iss from the provider: openid-client alone would accept this response, since
+    // iss matches the configured issuer. Only the package's own check (against the transaction) refuses it.
+    const cb = await env.startLogin(victim);
+    expect(new URL(cb).searchParams.get('iss')).toBe(env.provider.issuer);
+    await editPending(victim, (tx) => (tx.issuer = 'https://another-issuer.example'));
+    const before = await snapshot(env, victim);
+    const res = await victim.request(cb);
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+  });
+
+  it('B7: a wrong iss is refused before the error is looked at: a forged access_denied with a foreign iss is 400, not 403', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `error=access_denied&state=${state}&iss=${encodeURIComponent('https://evil.example')}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+    // Same order without any iss, as the provider advertises authorization_response_iss_parameter_supported.
+    const second = await beginLogin(env, victim);
+    const res2 = await victim.request(callbackUrl(env, `error=access_denied&state=${second.state}`));
+    expect(res2.status).toBe(400);
+    await expectNothingLost(env, victim, before, res2);
+  });
+
+  it("B8: tokens in the callback URL are refused even next to the provider's genuine code, state and iss (no token request)", async () => {
+    for (const extra of ['access_token=abc&token_type=bearer', 'id_token=eyJhbGciOiJub25lIn0.e30.', 'refresh_token=r', 'token=t']) {
+      const cb = await env.startLogin(victim);
+      const before = await snapshot(env, victim);
+      const res = await victim.request(`${cb}&${extra}`);
+      expect(res.status).toBe(400);
+      await expectNothingLost(env, victim, before, res);
+    }
+  });
+
+  it('A10: a callback with a valid state and iss but no code is refused by the code check: no token request, the transaction is spent', async () => {
+    const { state } = await beginLogin(env, victim);
+    const before = await snapshot(env, victim);
+    const res = await victim.request(callbackUrl(env, `state=${state}&${iss()}`));
+    expect(res.status).toBe(400);
+    await expectNothingLost(env, victim, before, res);
+    // The refusal came after the transaction was found and consumed (not from the state checks): it is single use.
+    const again = await victim.request(callbackUrl(env, `code=abc&state=${state}&${iss()}`));
+    expect(again.status).toBe(400);
+    await expectNothingLost(env, victim, before, again);
+  });
+});
+
 describe('C: provider errors on the callback (rule 2, failure table)', () => {
   it('C1: access_denied gives 403 and the existing login stays', async () => {
     const { state } = await beginLogin(env, victim);

@@ -6,6 +6,7 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { oauth, MemoryTokenStore, ConfigError, type OAuthMiddleware } from '../../lib/index.js';
 import { CapturedLogger } from '../helpers/env.js';
+import { startRecorder } from '../helpers/recorder.js';
 
 /** A metadata server whose answers the test controls. */
 async function metadataServer(handler: (path: string, issuer: string) => { status: number; body?: unknown }) {
@@ -97,6 +98,44 @@ describe('J: discovery', () => {
     expect(after.headers.location).toMatch(new RegExp(`^${md.issuer}/auth\\?`));
     expect(await auth.isReady()).toBe(true);
   });
+
+  it.each([307, 302])(
+    'J16: a discovery document that %i-redirects to a live server is not followed: the target receives nothing, logins get 503',
+    async (status) => {
+      // The redirect target would answer with perfectly valid metadata for the issuer: following it would "work".
+      let issuer = '';
+      const recorder = await startRecorder(() => ({ body: JSON.stringify(metadata(issuer)) }));
+      const md = await metadataServer(() => ({ status: 200 }));
+      md.server.removeAllListeners('request');
+      let hits = 0;
+      md.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+        hits++;
+        res.writeHead(status, { location: `${recorder.url}${req.url ?? '/'}` }).end();
+      });
+      issuer = md.issuer;
+      cleanup.push(() => md.server.close());
+      try {
+        const { auth, app } = make(md.issuer);
+        let settled = false;
+        auth.ready().then(
+          () => (settled = true),
+          () => (settled = true),
+        );
+        // Poll for the real signal: the issuer answered the discovery request (at least once).
+        const deadline = Date.now() + 10_000;
+        while (hits === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(hits).toBeGreaterThan(0);
+        const login = await request(app).get('/oauth/login');
+        expect(login.status).toBe(503);
+        expect(login.headers.location).toBeUndefined();
+        expect(settled).toBe(false);
+        expect(await auth.isReady()).toBe(false);
+        expect(recorder.requests).toEqual([]);
+      } finally {
+        await recorder.close();
+      }
+    },
+  );
 
   it('J3: a plain OAuth 2.0 server is discovered through RFC 8414 metadata', async () => {
     const md = await metadataServer((path, issuer) =>

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
+import { hkdfSync } from 'node:crypto';
+import { FlattenedEncrypt } from 'jose';
 import { RecordCipher } from '../../lib/crypto.js';
 import { CLIENT_ID } from '../helpers/provider.js';
 
@@ -59,7 +61,39 @@ describe('F: encryption key rotation (rule 6)', () => {
       expect(res.status).toBe(401);
       expect(JSON.parse(res.body)).toEqual({ error: 'login_required' });
       expect(await envA.rawRecord(sid)).toBeNull();
-      expect(envB.logger.lines.join('\n')).toContain('unknown key id');
+    } finally {
+      await envB.close();
+    }
+  });
+
+  it("F20: a record under B's own key bytes but an unknown kid means logged out with [B] (only the kid check can refuse it)", async () => {
+    const { browser } = await envA.login();
+    const sid = envA.sid(browser);
+    const record = (await envA.readRecord(sid))!;
+    // Sealed with exactly the key [B] uses (HKDF of KEY_B under the key label), labelled with a kid nobody has.
+    const keyB = Buffer.from(
+      hkdfSync('sha256', Buffer.from(KEY_B), Buffer.from('express-oauth-client/token-record/v1'), 'A256GCM token record key', 32),
+    );
+    const aad = Buffer.from(`eoc1\u0000${envA.provider.issuer}\u0000${CLIENT_ID}\u0000${sid}`);
+    const seal = async (kid: string) => {
+      const jwe = await new FlattenedEncrypt(Buffer.from(JSON.stringify(record)))
+        .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid })
+        .setAdditionalAuthenticatedData(aad)
+        .encrypt(new Uint8Array(keyB));
+      return `${jwe.protected}..${jwe.iv}.${jwe.ciphertext}.${jwe.tag}`;
+    };
+    const envB = await createEnv({ sharing: envA, oauth: { encryptionKey: KEY_B, tokenCacheMs: 0 } });
+    try {
+      // The control: these bytes under B's real kid are a valid login for [B].
+      await envA.tokenStore.set(sid, await seal(new RecordCipher([KEY_B], { issuer: envA.provider.issuer, clientId: CLIENT_ID }).currentKid), 60_000);
+      expect((await callOn(envB, browser, envA)).status).toBe(200);
+      // The same bytes under a kid nobody has: logged out, record deleted, never a 500.
+      await envA.tokenStore.set(sid, await seal('unknown-kid'), 60_000);
+      const res = await callOn(envB, browser, envA);
+      expect(res.status).toBe(401);
+      expect(JSON.parse(res.body)).toEqual({ error: 'login_required' });
+      expect(await envA.rawRecord(sid)).toBeNull();
+      expect(envB.logger.lines.join('\n')).not.toContain(record.access_token);
     } finally {
       await envB.close();
     }

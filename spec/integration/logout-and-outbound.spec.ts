@@ -3,14 +3,20 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
-import { callbackUrl, expectNothingLost, snapshot } from '../helpers/assertions.js';
+import { callbackUrl, expectNoSecrets, expectNothingLost, snapshot } from '../helpers/assertions.js';
+import { CLIENT_SECRET } from '../helpers/provider.js';
+import { startRecorder } from '../helpers/recorder.js';
 
 let env: TestEnv;
 /** A server that must never be contacted: it records everything it receives. */
 let evil: { url: string; requests: Array<{ url: string; authorization?: string }>; server: http.Server };
 
+/** An allowed API origin that redirects every request to the evil server (a live one: following would succeed). */
+let redirector: http.Server;
+let redirectorUrl: string;
+let redirectorAuthorizations: Array<string | undefined>;
+
 beforeAll(async () => {
-  env = await createEnv({ oauth: { httpTimeout: 2000 } });
   const requests: Array<{ url: string; authorization?: string }> = [];
   const server = http.createServer((req, res) => {
     requests.push({ url: req.url ?? '', authorization: req.headers.authorization });
@@ -18,9 +24,18 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   evil = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
+  redirectorAuthorizations = [];
+  redirector = http.createServer((req, res) => {
+    redirectorAuthorizations.push(req.headers.authorization);
+    res.writeHead(302, { location: `${evil.url}/stolen${req.url ?? ''}` }).end();
+  });
+  await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+  redirectorUrl = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+  env = await createEnv({ oauth: (_p, api) => ({ httpTimeout: 2000, apiBaseUrl: [api.url, redirectorUrl] }) });
 });
 afterAll(async () => {
   evil?.server.close();
+  redirector?.close();
   await env?.close();
 });
 
@@ -52,6 +67,41 @@ describe('G: logout (rules 7, 11)', () => {
     const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST' });
     expect(res.status).toBe(403);
     await expectNothingLost(env, browser, before, res);
+  });
+
+  it('G16: Sec-Fetch-Site: same-site (a sibling origin of the same site) is refused, with or without its Origin', async () => {
+    const { browser } = await env.login();
+    const sibling = `http://127.0.0.1:${Number(new URL(env.appUrl).port) === 1 ? 2 : 1}`;
+    for (const headers of [{ origin: sibling, 'sec-fetch-site': 'same-site' }, { 'sec-fetch-site': 'same-site' }] as Array<Record<string, string>>) {
+      const before = await snapshot(env, browser);
+      const revocations = env.provider.counters.revocations;
+      const res = await browser.request(`${env.appUrl}/oauth/logout`, { method: 'POST', headers });
+      expect(res.status).toBe(403);
+      expect(env.provider.counters.revocations).toBe(revocations);
+      await expectNothingLost(env, browser, before, res);
+    }
+  });
+
+  it('G17: a revocation endpoint that redirects to a live server is not followed: the tokens go nowhere else, logout completes', async () => {
+    const recorder = await startRecorder(() => ({ body: '' }));
+    try {
+      const { browser } = await env.login();
+      const sid = env.sid(browser);
+      const record = (await env.readRecord(sid))!;
+      env.provider.setPathFault('/token/revocation', { kind: 'status', status: 307, body: '', headers: { location: `${recorder.url}/revoke` } });
+      const res = await browser.request(`${env.appUrl}/oauth/logout`, {
+        method: 'POST',
+        headers: { origin: env.appUrl, 'sec-fetch-site': 'same-origin' },
+      });
+      env.provider.setPathFault('/token/revocation', undefined);
+      expect(recorder.requests).toEqual([]);
+      expect(res.status).toBe(302);
+      expect(await env.rawRecord(sid)).toBeNull();
+      expectNoSecrets(env, [record.access_token, record.refresh_token!, CLIENT_SECRET], [res.body]);
+    } finally {
+      env.provider.setPathFault('/token/revocation', undefined);
+      await recorder.close();
+    }
   });
 
   it('G9: GET on logout is 405 with Allow: POST, and the session is untouched', async () => {
@@ -175,11 +225,16 @@ describe('I: parsing and outbound requests (rules 2, 3, 12)', () => {
     expect(env.logger.lines.join('\n')).toContain('origin_not_allowed');
   });
 
-  it('I6: an API redirect is not followed (no request with the token reaches the redirect target)', async () => {
+  it('I6: an API redirect to a live server is not followed (no request, with or without the token, reaches the target)', async () => {
     const { browser } = await env.login();
-    const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/redirect')}`, { headers: json });
-    expect(res.status).toBe(302);
+    const before = await snapshot(env, browser);
+    const seen = redirectorAuthorizations.length;
+    const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent(`${redirectorUrl}/v1/me`)}`, { headers: json });
+    // The allowed origin did get the request (with the token), and its 302 came back to the app unfollowed.
+    expect(redirectorAuthorizations.slice(seen)).toEqual([`Bearer ${(await env.readRecord(before.sid))!.access_token}`]);
     expect(evil.requests).toEqual([]);
+    expect(res.status).toBe(302);
+    await expectNothingLost(env, browser, before, res);
   });
 
   it('I7: proxy environment variables are ignored (the token never goes to a proxy)', async () => {
@@ -264,5 +319,59 @@ describe('I: parsing and outbound requests (rules 2, 3, 12)', () => {
     const res = await browser.request(`${env.appUrl}/api/call?url=${encodeURIComponent('/v1/drip')}`, { headers: json });
     expect(res.status).toBe(504);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('H: logout returnTo without an end-session endpoint (rule 9)', () => {
+  let plain: TestEnv;
+  beforeAll(async () => {
+    // Explicit endpoints without end_session_endpoint: logout redirects to returnTo itself.
+    plain = await createEnv({
+      redis: env.redis,
+      oauth: (p) => ({
+        issuer: undefined,
+        authorizationEndpoint: `${p.issuer}/auth`,
+        tokenEndpoint: `${p.issuer}/token`,
+        revocationEndpoint: `${p.issuer}/token/revocation`,
+        scope: ['offline_access', 'email'],
+      }),
+    });
+  });
+  afterAll(async () => {
+    await plain?.close();
+  });
+
+  const logout = (browser: TestBrowser, returnTo: string) =>
+    browser.request(`${plain.appUrl}/oauth/logout?returnTo=${encodeURIComponent(returnTo)}`, {
+      method: 'POST',
+      headers: { origin: plain.appUrl, 'sec-fetch-site': 'same-origin' },
+    });
+
+  it('H6: a same-origin returnTo is honoured (the redirect below is the returnTo itself, not a provider page)', async () => {
+    const { browser } = await plain.login();
+    const res = await logout(browser, '/goodbye?x=1');
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/goodbye?x=1');
+  });
+
+  it.each([
+    'https://evil.example/',
+    '//evil.example/x',
+    '/\\evil.example',
+    '\\\\evil.example',
+    '/\t/evil.example',
+    'http:evil.example',
+    'https://127.0.0.1.evil.example/',
+    '/%2F%2Fevil.example',
+    'javascript:alert(1)',
+  ])('H7: a foreign logout returnTo %j falls back to a path on this app', async (returnTo) => {
+    const { browser } = await plain.login();
+    const res = await logout(browser, returnTo);
+    expect(res.status).toBe(302);
+    const raw = res.headers.get('location')!;
+    expect(raw.startsWith('/')).toBe(true);
+    expect(raw.startsWith('//')).toBe(false);
+    expect(raw).not.toMatch(/[\\\s]/);
+    expect(new URL(raw, plain.appUrl).origin).toBe(plain.appUrl);
   });
 });

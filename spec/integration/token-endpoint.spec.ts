@@ -4,7 +4,8 @@ import { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
 import { freePort } from '../helpers/global-setup.js';
 import { beginLogin, callbackUrl, expectNothingLost, snapshot } from '../helpers/assertions.js';
-import type { TokenFault } from '../helpers/provider.js';
+import { CLIENT_SECRET, type TokenFault } from '../helpers/provider.js';
+import { startRecorder } from '../helpers/recorder.js';
 
 // Without `openid`, a token response needs no ID token, so each fault below is judged on its own.
 let env: TestEnv;
@@ -56,7 +57,6 @@ describe('D: token endpoint faults during the code exchange (rule 3, failure tab
     ['D10: 500', { kind: 'status', status: 500, body: 'oops', contentType: 'text/plain' }, 502],
     ['D11: 503 JSON', json({ error: 'temporarily_unavailable' }, 503), 502],
     ['D12: connection closed', { kind: 'close' }, 502],
-    ['D13: 307 redirect', { kind: 'status', status: 307, body: '', headers: { location: 'http://127.0.0.1:1/token' } }, 502],
     ['D14: huge body', { kind: 'huge', bytes: 3 * 1024 * 1024 }, 502],
     ['D15: access_token not a string', json({ access_token: 12345, token_type: 'bearer' }), 502],
     ['D22: an OAuth error sent with status 200 (GitHub style)', json({ error: 'bad_verification_code' }), 400],
@@ -69,6 +69,78 @@ describe('D: token endpoint faults during the code exchange (rule 3, failure tab
       await expectNothingLost(env, victim, before, res, { tokenRequests: 1 });
     });
   }
+
+  it.each([307, 302])(
+    'D13: a %i redirect from the token endpoint to a live server is not followed: 502, the target receives nothing, nothing is lost',
+    async (status) => {
+      const recorder = await startRecorder();
+      try {
+        const { res, before } = await callbackAgainst({ kind: 'status', status, body: '', headers: { location: `${recorder.url}/token` } });
+        expect(res.status).toBe(502);
+        expect(recorder.requests).toEqual([]);
+        await expectNothingLost(env, victim, before, res, { tokenRequests: 1 });
+      } finally {
+        await recorder.close();
+      }
+    },
+  );
+
+  it('D31: a refresh whose token endpoint redirects to a live server is not followed: the target receives nothing, tokens kept', async () => {
+    const recorder = await startRecorder();
+    try {
+      const sid = env.sid(victim);
+      const record = (await env.readRecord(sid))!;
+      // Expiring soon but still valid: a failed refresh keeps using it.
+      const now = Math.floor(Date.now() / 1000);
+      await env.writeRecord(sid, { ...record, expires_at: now + 5, updated_at: now - 3600 });
+      const before = await snapshot(env, victim);
+      env.provider.setTokenFault({ kind: 'status', status: 307, body: '', headers: { location: `${recorder.url}/token` } }, 'refresh_token');
+      const res = await victim.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } });
+      env.provider.setTokenFault(undefined);
+      expect(env.provider.counters.tokenRequests - before.tokenRequests).toBe(1); // the refresh was attempted
+      expect(recorder.requests).toEqual([]);
+      expect(res.status).toBe(200);
+      expect(await env.rawRecord(sid)).toBe(before.raw);
+      expect(env.logger.lines.join('\n')).not.toContain(record.refresh_token!);
+    } finally {
+      await recorder.close();
+    }
+  });
+
+  it('D32: a chunked response (no Content-Length) over maxResponseBytes is cut off by the size cap alone (502), nothing is lost', async () => {
+    // Every field is well-formed and the access token is short: only the streamed size can refuse this answer.
+    const body = JSON.stringify({
+      access_token: 'short-valid-looking-access-token',
+      token_type: 'bearer',
+      expires_in: 3600,
+      padding: 'p'.repeat(1536 * 1024),
+    });
+    const { res, before } = await callbackAgainst({
+      kind: 'status',
+      status: 200,
+      body,
+      headers: { 'transfer-encoding': 'chunked' },
+    });
+    expect(res.status).toBe(502);
+    await expectNothingLost(env, victim, before, res, { tokenRequests: 1 });
+    expect(res.body).not.toContain(CLIENT_SECRET);
+  });
+
+  it('D33: the same well-formed response under the cap is accepted (the D32 answer is refused for its size only)', async () => {
+    const body = JSON.stringify({
+      access_token: 'short-valid-looking-access-token',
+      token_type: 'bearer',
+      expires_in: 3600,
+      padding: 'p'.repeat(64 * 1024),
+    });
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    env.provider.setTokenFault({ kind: 'status', status: 200, body, headers: { 'transfer-encoding': 'chunked' } }, 'authorization_code');
+    const res = await browser.request(cb);
+    env.provider.setTokenFault(undefined);
+    expect(res.status).toBe(302);
+    expect((await env.readRecord(env.sid(browser)))!.access_token).toBe('short-valid-looking-access-token');
+  });
 
   it('D16: a hanging token endpoint gives 504 within the deadline', async () => {
     const { res, before, elapsed } = await callbackAgainst({ kind: 'hang' });

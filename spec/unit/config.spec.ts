@@ -13,6 +13,21 @@ const base = (): OAuthOptions => ({
   logger: { warn: () => {}, error: () => {} },
 });
 
+/** The client secret and every encryption key the options hold (the values a message must never echo). */
+function secretsOf(options: unknown): string[] {
+  const o = (options ?? {}) as { clientSecret?: unknown; encryptionKey?: unknown };
+  const keys = Array.isArray(o.encryptionKey) ? o.encryptionKey : [o.encryptionKey];
+  return [SECRET, o.clientSecret, ...keys].filter((v): v is string => typeof v === 'string' && v.length > 0);
+}
+
+function expectNoSecretIn(message: string, options: unknown): void {
+  for (const secret of secretsOf(options)) {
+    // The whole value, and any long run of it (a truncated or quoted echo).
+    expect(message.includes(secret) ? `echoed: ${secret.slice(0, 4)}…` : 'clean').toBe('clean');
+    if (secret.length >= 12) for (let i = 0; i + 8 <= secret.length; i += 4) expect(message).not.toContain(secret.slice(i, i + 8));
+  }
+}
+
 function configError(options: unknown): ConfigError {
   try {
     const mw = oauth(options as OAuthOptions);
@@ -20,8 +35,8 @@ function configError(options: unknown): ConfigError {
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).code).toBe('config_invalid');
-    // J: a secret is never echoed in a configuration message.
-    expect((err as Error).message).not.toContain(SECRET);
+    // J: a secret is never echoed in a configuration message: not the fixture's, not the values these options carry.
+    expectNoSecretIn((err as Error).message, options);
     return err as ConfigError;
   }
   throw new Error('expected oauth() to refuse these options');
@@ -78,6 +93,24 @@ describe('J: configuration is validated at startup (refuse to start)', () => {
     ['credentials in a URL', (o) => ({ ...o, apiBaseUrl: 'https://user:pass@api.example.com' }), /must not contain credentials/],
   ])('J: %s refuses to start with a message naming the option and the fix', (_name, change, message) => {
     expect(configError(change(base())).message).toMatch(message);
+  });
+
+  it.each<[string, (o: OAuthOptions) => OAuthOptions]>([
+    ['a short encryption key', (o) => ({ ...o, encryptionKey: 'short-key-X7#q' })],
+    ['a low-entropy encryption key', (o) => ({ ...o, encryptionKey: 'abababababababababababababababab-ab' })],
+    [
+      'an encryption key equal to the client secret',
+      (o) => ({ ...o, clientSecret: 'Zq8#mW2!vR5^tY9&uI3*oP6@aS1$dF4%', encryptionKey: 'Zq8#mW2!vR5^tY9&uI3*oP6@aS1$dF4%' }),
+    ],
+    ['one short key of a rotation list', (o) => ({ ...o, encryptionKey: ['k'.repeat(4) + 'abcdefghijklmnopqrstuvwxyz0123456789', 'tiny-Key-9$'] })],
+    ['a key listed twice', (o) => ({ ...o, encryptionKey: ['Qw3rTy-uIoP-aSdF-gHjK-lZxC-vBnM-1234', 'Qw3rTy-uIoP-aSdF-gHjK-lZxC-vBnM-1234'] })],
+    ['a bad key next to a client secret', (o) => ({ ...o, clientSecret: 'cl1ent-Secr3t-V4lue-Zz', encryptionKey: 'tiny-Key-9$' })],
+  ])('J17: %s is refused without echoing the key or the secret', (_name, change) => {
+    const options = change(base());
+    const err = configError(options);
+    expect(err.message).toMatch(/`encryptionKey/);
+    expectNoSecretIn(err.message, options);
+    expectNoSecretIn(JSON.stringify({ ...err, stack: err.stack }), options);
   });
 
   it('J: http is accepted on localhost, and a valid configuration starts', () => {

@@ -62,7 +62,6 @@ export interface OAuthMiddleware extends RequestHandler {
  */
 export function oauth(options: OAuthOptions): OAuthMiddleware {
   const cfg = resolveConfig(options);
-  installRequestAccessors();
   const instance = new Instance(cfg);
   const { paths } = cfg;
   const checkCookies = createCookieChecks(cfg);
@@ -80,8 +79,16 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   let guardedStore: unknown;
   const loginAlive = (sid: string) => instance.tokens.bounded('read', () => cfg.tokenStore.get(sid)).then((raw) => raw !== null && raw !== undefined);
 
+  let accessorsOn: object | undefined;
+
   const middleware = function oauthMiddleware(req: Request, res: Response, next: NextFunction): void {
     setState(req, instance);
+    // The accessors live on the app's request prototype (found on the first request; an identity check after).
+    const proto = (req.app as unknown as { request?: object } | undefined)?.request ?? (Object.getPrototypeOf(req) as object);
+    if (proto !== accessorsOn) {
+      accessorsOn = proto;
+      installRequestAccessors(proto);
+    }
     const sessionStore = (req as { sessionStore?: Store }).sessionStore;
     if (sessionStore !== guardedStore && sessionStore) {
       guardedStore = sessionStore;

@@ -1,4 +1,3 @@
-import http from 'node:http';
 import type { Request } from 'express';
 import type { AxiosInstance } from 'axios';
 import { createOAuthClient } from './client.js';
@@ -17,7 +16,8 @@ export interface RequestState {
   context?: OAuthRequestContext;
 }
 
-const kState = Symbol.for('express-oauth-client.state');
+/** Module-private: another installed copy of the package neither reads nor overwrites this state. */
+const kState = Symbol('express-oauth-client.state');
 
 export function setState(req: Request, instance: Instance): void {
   (req as unknown as Record<symbol, RequestState>)[kState] = { instance, base: req.baseUrl };
@@ -93,18 +93,19 @@ function contextOf(req: Request, state: RequestState): OAuthRequestContext {
   };
 }
 
-let installed = false;
+/** Request prototypes that already have the accessors (one per Express app; sub-apps inherit their parent's). */
+const installed = new WeakSet<object>();
 
 /**
- * Defines `req.oauthClient` and `req.oauth` once, as getters on `http.IncomingMessage.prototype` (as
- * passport does for `req.login`), so a request pays for them only when it uses them: no per-request
- * property definitions or closures. Each getter builds its value from the request's own state on first
- * use; a request that did not pass through `oauth()` gets an error that says so.
+ * Defines `req.oauthClient` and `req.oauth` once per Express app, as getters on the app's own request
+ * prototype (`app.request`; sub-apps mounted under it inherit them), so a request pays for them only when
+ * it uses them: no per-request property definitions or closures, and no change to other apps or servers
+ * in the process. Each getter builds its value from the request's own state on first use; a request that
+ * did not pass through `oauth()` gets an error that says so.
  */
-export function installRequestAccessors(): void {
-  if (installed) return;
-  installed = true;
-  const proto = http.IncomingMessage.prototype;
+export function installRequestAccessors(proto: object): void {
+  if (installed.has(proto)) return;
+  installed.add(proto);
   Object.defineProperty(proto, 'oauthClient', {
     configurable: true,
     enumerable: false,

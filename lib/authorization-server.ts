@@ -1,6 +1,6 @@
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
-import { ConfigError, ProviderError, providerNotLoaded } from './errors.js';
+import { ConfigError, ProviderError, providerNotLoaded, safeOAuthErrorCode } from './errors.js';
 import { FetchInvalidResponseError, FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
 
 /** The fields kept from a token response, copied into a fresh object (nothing else survives). */
@@ -62,13 +62,18 @@ export function toProviderError(err: unknown, what: string): ProviderError {
     }
   }
   if (err instanceof client.ResponseBodyError) {
-    const oauthError = typeof err.error === 'string' && /^[\x20-\x7e]{1,64}$/.test(err.error) ? err.error : 'invalid_response';
+    const oauthError = safeOAuthErrorCode(err.error);
     return new ProviderError('token_endpoint_error', `${what}: the provider answered ${err.status} ${oauthError}.`, {
       oauthError,
       transient: err.status >= 500,
     });
   }
-  const codes = chain.map((e) => (e as { code?: unknown }).code).filter((c): c is string => typeof c === 'string');
+  // Only library error codes (OAUTH_..., ERR_...): a `cause` in the chain may be the provider's JSON body,
+  // whose own `code` member is the provider's text.
+  const codes = chain
+    .filter((e) => e instanceof Error)
+    .map((e) => (e as { code?: unknown }).code)
+    .filter((c): c is string => typeof c === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(c));
   if (codes.some((c) => ID_TOKEN_CODES.has(c))) return new ProviderError('id_token_invalid', `${what}: the ID token failed validation.`);
   for (const e of chain) {
     if (e instanceof Response) {

@@ -48,7 +48,7 @@ function make(
     redirectUri: opts.redirectUri ?? 'http://localhost:3000/oauth/callback',
     apiBaseUrl: 'http://localhost:4000',
     tokenStore: new MemoryTokenStore(),
-    encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+    encryptionKey: 'Dj4oXkI3HzxwBTcyzXIEzGiQlWvlrGH4/v58F0P8OGY=',
     scope: 'openid',
     logger,
   });

@@ -1,6 +1,6 @@
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
-import { ConfigError, ProviderError, providerNotLoaded } from './errors.js';
+import { ConfigError, ProviderError, providerNotLoaded, safeOAuthErrorCode } from './errors.js';
 import { FetchInvalidResponseError, FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
 
 /** The fields kept from a token response, copied into a fresh object (nothing else survives). */
@@ -62,13 +62,18 @@ export function toProviderError(err: unknown, what: string): ProviderError {
     }
   }
   if (err instanceof client.ResponseBodyError) {
-    const oauthError = typeof err.error === 'string' && /^[\x20-\x7e]{1,64}$/.test(err.error) ? err.error : 'invalid_response';
+    const oauthError = safeOAuthErrorCode(err.error);
     return new ProviderError('token_endpoint_error', `${what}: the provider answered ${err.status} ${oauthError}.`, {
       oauthError,
       transient: err.status >= 500,
     });
   }
-  const codes = chain.map((e) => (e as { code?: unknown }).code).filter((c): c is string => typeof c === 'string');
+  // Only library error codes (OAUTH_..., ERR_...): a `cause` in the chain may be the provider's JSON body,
+  // whose own `code` member is the provider's text.
+  const codes = chain
+    .filter((e) => e instanceof Error)
+    .map((e) => (e as { code?: unknown }).code)
+    .filter((c): c is string => typeof c === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(c));
   if (codes.some((c) => ID_TOKEN_CODES.has(c))) return new ProviderError('id_token_invalid', `${what}: the ID token failed validation.`);
   for (const e of chain) {
     if (e instanceof Response) {
@@ -119,6 +124,7 @@ function toTokenSet(res: client.TokenEndpointResponse & client.TokenEndpointResp
 export class AuthorizationServer {
   private configuration: client.Configuration | undefined;
   private loading: Promise<client.Configuration> | undefined;
+  private discoveredIssuer: string | undefined;
   private fatal: Error | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
@@ -129,9 +135,43 @@ export class AuthorizationServer {
     this.readyPromise.catch(() => {}); // observed by ready(); never an unhandled rejection
   }
 
-  /** The issuer records and transactions are bound to. */
+  /**
+   * The provider's exact issuer identifier, compared with `iss` at the callback (login transactions hold
+   * it): the discovered metadata's `issuer` once discovery has run (it may differ from the configured
+   * string by a trailing slash, see {@link resolveIssuer}), else the configured one.
+   */
   get issuer(): string {
+    return this.discoveredIssuer ?? this.recordIssuer;
+  }
+
+  /**
+   * The issuer string token records are bound to (the record cipher's AAD): the `issuer` option exactly
+   * as configured, as in every earlier version, so records written before an issuer was normalised still
+   * open. Known at construction, before discovery.
+   */
+  get recordIssuer(): string {
     return this.cfg.issuer ?? new URL(this.cfg.endpoints!.authorization_endpoint).origin;
+  }
+
+  /**
+   * Compares the configured `issuer` with the one the provider's metadata names. Equal: nothing to do.
+   * Equal but for a trailing slash: the provider's own string is used everywhere it is compared, with a
+   * warning (logged by the caller) naming the value to configure. Anything else: a {@link ConfigError} naming the exact issuer.
+   */
+  private resolveIssuer(discovered: unknown): string {
+    const configured = this.cfg.issuer!;
+    if (discovered === configured) return configured;
+    const exact = typeof discovered === 'string' && /^https?:\/\/[\x21-\x7e]{1,2000}$/.test(discovered) ? discovered : undefined;
+    if (exact === undefined) {
+      throw new ConfigError(
+        `oauth(): discovery of \`issuer\` ${configured} returned metadata without a usable issuer: check \`issuer\` is the provider's exact issuer identifier.`,
+      );
+    }
+    const trim = (u: string) => (u.endsWith('/') ? u.slice(0, -1) : u);
+    if (trim(exact) === trim(configured)) return exact;
+    throw new ConfigError(
+      `oauth(): discovery of \`issuer\` ${configured} returned metadata for issuer ${exact}: set \`issuer\` to the provider's exact issuer identifier, \`issuer: '${exact}'\`, if that is the provider you mean.`,
+    );
   }
 
   private clientAuth(): client.ClientAuth {
@@ -160,19 +200,41 @@ export class AuthorizationServer {
       const metadata: client.ServerMetadata = { issuer: this.issuer, ...stripUndefined(this.cfg.endpoints) };
       return this.prepare(new client.Configuration(metadata, this.cfg.clientId, this.clientMetadata(), this.clientAuth()));
     }
-    const issuerUrl = new URL(this.cfg.issuer!);
-    const execute = issuerUrl.protocol === 'http:' ? [client.allowInsecureRequests] : [];
-    const options = { execute, [client.customFetch]: this.fetch, timeout: Math.ceil(this.cfg.httpTimeout / 1000) + 1 };
     let config: client.Configuration;
     try {
-      config = await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oidc' });
+      config = await this.discoverAt(this.cfg.issuer!);
+    } catch (err) {
+      // openid-client compares issuers as parsed URLs: `https://idp/realm/` against `https://idp/realm`
+      // fails there. When the metadata names the configured issuer but for a trailing slash, discover
+      // again with the provider's exact string (resolveIssuer below decides; anything else is fatal).
+      const comparison = causes(err).find((e) => (e as { code?: unknown }).code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED');
+      const named = ((comparison as { cause?: { body?: { issuer?: unknown } } } | undefined)?.cause?.body ?? {}).issuer;
+      if (!comparison) throw err;
+      const exact = this.resolveIssuer(named);
+      config = await this.discoverAt(exact);
+    }
+    const exact = this.resolveIssuer(config.serverMetadata().issuer);
+    if (exact !== this.cfg.issuer) {
+      this.cfg.logger.warn(
+        `\`issuer\` is configured as ${this.cfg.issuer} but the provider's exact issuer identifier is ${exact} (its metadata and \`iss\` use that form): using ${exact}. Set \`issuer: '${exact}'\` (logins stored under the current setting will then ask their users to log in once more).`,
+      );
+    }
+    this.discoveredIssuer = exact;
+    return this.prepare(config);
+  }
+
+  private async discoverAt(issuer: string): Promise<client.Configuration> {
+    const issuerUrl = new URL(issuer);
+    const execute = issuerUrl.protocol === 'http:' ? [client.allowInsecureRequests] : [];
+    const options = { execute, [client.customFetch]: this.fetch, timeout: Math.ceil(this.cfg.httpTimeout / 1000) + 1 };
+    try {
+      return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oidc' });
     } catch (err) {
       // RFC 8414 metadata for plain OAuth 2.0 servers, when there is no OpenID configuration.
       const status = causes(err).find((e): e is Response => e instanceof Response)?.status;
       if (status !== 404) throw err;
-      config = await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oauth2' });
+      return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oauth2' });
     }
-    return this.prepare(config);
   }
 
   private readyResolve!: (config: client.Configuration) => void;
@@ -202,6 +264,12 @@ export class AuthorizationServer {
       (err: unknown) => {
         this.loading = undefined;
         const codes = causes(err).map((e) => (e as { code?: unknown }).code);
+        if (err instanceof ConfigError) {
+          this.fatal = err;
+          onError(this.fatal, undefined);
+          this.readyReject(this.fatal);
+          throw this.fatal;
+        }
         if (codes.includes('OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') || codes.includes('OAUTH_INVALID_SERVER_METADATA')) {
           this.fatal = new ConfigError(
             `oauth(): discovery of \`issuer\` ${this.cfg.issuer} returned metadata for another issuer (or invalid metadata): set \`issuer\` to the provider's exact issuer identifier.`,

@@ -95,9 +95,29 @@ export class CallbackError extends OAuthError {
   }
 }
 
+/**
+ * The only way an `error` string sent by a provider reaches a message, {@link ProviderError.oauthError},
+ * an event `reason` or a log line: a code of 1 to 40 lower-case letters and underscores (every code of
+ * RFC 6749, RFC 7009, OpenID Connect and the IANA OAuth error registry has this shape) is kept, anything
+ * else becomes `invalid_response`. A hostile or buggy endpoint that answers with the refresh token, the
+ * code or the client secret it was sent as its `error` therefore gets nothing of it logged.
+ *
+ * @example
+ * ```ts
+ * safeOAuthErrorCode('invalid_grant'); // 'invalid_grant'
+ * safeOAuthErrorCode('8xLrM2...refresh-token...'); // 'invalid_response'
+ * ```
+ */
+export function safeOAuthErrorCode(value: unknown): string {
+  return typeof value === 'string' && /^[a-z_]{1,40}$/.test(value) ? value : 'invalid_response';
+}
+
 /** The token endpoint (or another provider endpoint) answered badly or too slowly. */
 export class ProviderError extends OAuthError {
-  /** The OAuth `error` code the provider returned, when it returned one (e.g. `invalid_grant`). */
+  /**
+   * The OAuth `error` code the provider returned, when it returned one (e.g. `invalid_grant`), passed
+   * through {@link safeOAuthErrorCode}: `invalid_response` when the provider's value was not a plain code.
+   */
   readonly oauthError: string | undefined;
   /** True for faults worth retrying later (5xx, timeouts, connection failures). */
   readonly transient: boolean;
@@ -109,7 +129,7 @@ export class ProviderError extends OAuthError {
   ) {
     const status = options.status ?? (code === 'token_endpoint_timeout' ? 504 : code === 'provider_unavailable' ? 503 : 502);
     super(code, status, message, { cause: options.cause, retryAfter: options.retryAfter ?? (status === 503 ? 5 : undefined) });
-    this.oauthError = options.oauthError;
+    this.oauthError = options.oauthError === undefined ? undefined : safeOAuthErrorCode(options.oauthError);
     this.transient = options.transient ?? false;
   }
 }

@@ -1,3 +1,5 @@
+import { safeOAuthErrorCode } from './errors.js';
+
 /**
  * Outbound HTTP to the provider, as openid-client's custom fetch: an overall deadline that covers the
  * body (a slow drip is cut off), a size cap, redirects never followed, no proxy from the environment
@@ -54,13 +56,26 @@ const ERRORS_WITH_200: Record<string, string> = {
   unsupported_grant_type: 'unsupported_grant_type',
 };
 
+/** The error body openid-client gets to see: the provider's code made safe, nothing else of its answer. */
+const errorBody = (error: unknown) => Buffer.from(JSON.stringify({ error: safeOAuthErrorCode(error) }));
+
 /**
- * Token endpoint answers are normalized before openid-client parses them: an OAuth error sent with
- * status 200 (GitHub does) becomes the 400 it means, and an `id_token` nobody asked for (no `openid`
- * scope) is dropped instead of being validated against an issuer that never promised one.
+ * Answers to token and revocation requests are normalized before openid-client parses them: an OAuth
+ * error sent with status 200 (GitHub does) becomes the 400 it means; any error body is reduced to
+ * `{"error": code}` with the code passed through {@link safeOAuthErrorCode} (a provider that echoes the
+ * refresh token, the code or the client secret as its `error` leaks nothing into errors or logs); and an
+ * `id_token` nobody asked for (no `openid` scope) is dropped instead of being validated against an issuer
+ * that never promised one.
  */
-function normalizeTokenResponse(status: number, headers: Headers, body: Buffer, keepIdToken: boolean): { status: number; body: Buffer } {
-  if (status !== 200 || !(headers.get('content-type') ?? '').includes('json')) return { status, body };
+function normalizeTokenResponse(
+  status: number,
+  headers: Headers,
+  body: Buffer,
+  keepIdToken: boolean,
+  grant: boolean,
+): { status: number; body: Buffer } {
+  if (!(headers.get('content-type') ?? '').includes('json')) return { status, body };
+  if (status !== 200 && status < 400) return { status, body };
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
@@ -69,9 +84,11 @@ function normalizeTokenResponse(status: number, headers: Headers, body: Buffer, 
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return { status, body };
   const o = json as Record<string, unknown>;
-  if (typeof o.error === 'string' && o.access_token === undefined) {
-    const error = ERRORS_WITH_200[o.error] ?? o.error;
-    return { status: 400, body: Buffer.from(JSON.stringify({ error })) };
+  if (status >= 400) return 'error' in o ? { status, body: errorBody(o.error) } : { status, body };
+  if (!grant) return { status, body };
+  if (o.error !== undefined && o.access_token === undefined) {
+    const mapped = typeof o.error === 'string' && Object.hasOwn(ERRORS_WITH_200, o.error) ? ERRORS_WITH_200[o.error] : o.error;
+    return { status: 400, body: errorBody(mapped) };
   }
   // oauth4webapi would parseFloat a string ("3600abc"); rule 3 wants a JSON number.
   if (o.expires_in !== undefined && typeof o.expires_in !== 'number') throw new FetchInvalidResponseError('expires_in is not a number');
@@ -82,8 +99,9 @@ function normalizeTokenResponse(status: number, headers: Headers, body: Buffer, 
   return { status, body };
 }
 
-const isTokenRequest = (options: FetchOptions) =>
-  options.method === 'POST' && options.body instanceof URLSearchParams && options.body.has('grant_type');
+/** A form POST to the provider (token, revocation): its answers may be error bodies shaped by RFC 6749 §5.2. */
+const isFormPost = (options: FetchOptions) => options.method === 'POST' && options.body instanceof URLSearchParams;
+const isTokenRequest = (options: FetchOptions) => isFormPost(options) && (options.body as URLSearchParams).has('grant_type');
 
 /** Builds a fetch bounded by `timeoutMs` (headers and body together) and `maxBytes`. */
 export function createBoundedFetch(timeoutMs: number, maxBytes: number, { keepIdToken = true } = {}) {
@@ -130,7 +148,7 @@ export function createBoundedFetch(timeoutMs: number, maxBytes: number, { keepId
       if (NULL_BODY_STATUS.has(res.status)) return new Response(null, { status: res.status, statusText: res.statusText, headers: res.headers });
       let status = res.status;
       let body: Buffer = Buffer.concat(chunks);
-      if (isTokenRequest(options)) ({ status, body } = normalizeTokenResponse(status, res.headers, body, keepIdToken));
+      if (isFormPost(options)) ({ status, body } = normalizeTokenResponse(status, res.headers, body, keepIdToken, isTokenRequest(options)));
       const headers = new Headers(res.headers);
       headers.delete('content-length');
       headers.delete('content-encoding');

@@ -22,7 +22,9 @@ export class Instance {
 
   constructor(readonly cfg: ResolvedConfig) {
     this.server = new AuthorizationServer(cfg);
-    this.cipher = new RecordCipher(cfg.encryptionKeys, { issuer: this.server.issuer, clientId: cfg.clientId });
+    // Records stay bound to the issuer exactly as configured (as in earlier versions), even when discovery
+    // normalises the issuer compared with `iss`: records written before still open.
+    this.cipher = new RecordCipher(cfg.encryptionKeys, { issuer: this.server.recordIssuer, clientId: cfg.clientId });
     this.tokens = new TokenService(cfg, this.cipher);
     this.refresher = new Refresher(cfg, this.tokens, this.server, this.events, (c, rt, at) => this.revokeQuietly(c, rt, at));
     this.events.onListenerError = (name, err) =>

@@ -9,7 +9,7 @@ export const processFile = (name) => path.join(BENCH_DIR, 'processes', name);
 export const CLIENT = { clientId: 'bench-client', clientSecret: 'bench-client-secret-0123456789' };
 export const API_RESOURCE = 'urn:bench:api';
 export const SESSION_SECRET = 'bench-session-secret-0123456789abcdef';
-export const ENCRYPTION_KEY = 'bench-encryption-key-0123456789-abcdefghijklmnop';
+export const ENCRYPTION_KEY = 'g/LFcPpK/5wGx0RpTuDmRv4MUUPm44gZDUAvzYIrAoM=';
 export const SCOPE = ['openid', 'email', 'profile', 'offline_access', 'api:read'];
 
 /** Configuration of one app process (see processes/app.js). */

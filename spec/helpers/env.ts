@@ -21,7 +21,7 @@ import { RecordCipher, type TokenRecord } from '../../lib/crypto.js';
 import { TestBrowser, authorizeAtProvider } from './browser.js';
 import { CLIENT_ID, CLIENT_SECRET, startProvider, type ProviderOptions, type TestProvider } from './provider.js';
 
-export const ENCRYPTION_KEY = 'test-encryption-key-0123456789-abcdefghijklmnop';
+export const ENCRYPTION_KEY = 'ZyfcJAcgS2m4tFMtQvCYm2pR5k7KQv+PKuSp6gxEL0g=';
 export const SESSION_SECRET = 'test-session-secret-0123456789';
 export const redisUrl = () => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -24,10 +24,29 @@ export type TokenFault = (
   | { kind: 'huge'; bytes: number }
   | { kind: 'delay'; ms: number }
   | { kind: 'close' }
+  /** Answers from what the request carried (the form body and the client credentials): a hostile endpoint that echoes them. */
+  | { kind: 'respond'; answer: (request: ReceivedRequest) => { status: number; body: unknown } }
 ) & {
   /** Runs before the fault is applied (e.g. another writer acting meanwhile). */
   before?: () => Promise<void>;
 };
+
+/** What a `respond` fault sees of a request: its form body and the client credentials (Basic or form). */
+export interface ReceivedRequest {
+  form: URLSearchParams;
+  clientId: string | undefined;
+  clientSecret: string | undefined;
+}
+
+function received(raw: string, authorization: string | undefined): ReceivedRequest {
+  const form = new URLSearchParams(raw);
+  const m = /^Basic (.+)$/i.exec(authorization ?? '');
+  if (!m) return { form, clientId: form.get('client_id') ?? undefined, clientSecret: form.get('client_secret') ?? undefined };
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  const dec = (v: string) => decodeURIComponent(v.replace(/\+/g, ' '));
+  return { form, clientId: dec(decoded.slice(0, i)), clientSecret: dec(decoded.slice(i + 1)) };
+}
 
 export interface TestProvider {
   issuer: string;
@@ -147,6 +166,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
     const pf = pathFaults.get(ctx.path);
     if (pf) {
       await pf.before?.();
+      if (pf.kind === 'respond') return respond(ctx as unknown as KoaContextWithOIDC, pf, await readBody(ctx.req));
       if (pf.kind === 'delay') await new Promise((r) => setTimeout(r, pf.ms));
       else return applyFault(ctx as unknown as KoaContextWithOIDC, pf);
     }
@@ -164,6 +184,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
     if (f) {
       await f.before?.();
       if (f.kind === 'delay') await new Promise((r) => setTimeout(r, f.ms));
+      else if (f.kind === 'respond') return respond(ctx as unknown as KoaContextWithOIDC, f, raw);
       else return applyFault(ctx as unknown as KoaContextWithOIDC, f);
     }
     // Hand the raw body to oidc-provider's parser (it reads req.body once the stream is consumed).
@@ -221,6 +242,13 @@ function readBody(req: http.IncomingMessage): Promise<string> {
   });
 }
 
+function respond(ctx: KoaContextWithOIDC, f: Extract<TokenFault, { kind: 'respond' }>, raw: string): void {
+  const { status, body } = f.answer(received(raw, ctx.req.headers.authorization));
+  ctx.respond = false;
+  ctx.res.writeHead(status, { 'content-type': 'application/json' });
+  ctx.res.end(JSON.stringify(body));
+}
+
 async function applyFault(ctx: KoaContextWithOIDC, f: TokenFault): Promise<void> {
   ctx.respond = false;
   const res = ctx.res;
@@ -250,5 +278,7 @@ async function applyFault(ctx: KoaContextWithOIDC, f: TokenFault): Promise<void>
     case 'close':
       res.socket?.destroy();
       return;
+    case 'respond':
+      throw new Error('respond faults are answered before applyFault');
   }
 }

@@ -49,7 +49,7 @@ function make(
     redirectUri: opts.redirectUri ?? 'http://localhost:3000/oauth/callback',
     apiBaseUrl: 'http://localhost:4000',
     tokenStore: new MemoryTokenStore(),
-    encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+    encryptionKey: 'Dj4oXkI3HzxwBTcyzXIEzGiQlWvlrGH4/v58F0P8OGY=',
     scope: 'openid',
     logger,
   });
@@ -74,6 +74,7 @@ describe('J: discovery', () => {
     const { auth, app } = make(md.issuer);
     await expect(auth.ready()).rejects.toThrow(ConfigError);
     await expect(auth.ready()).rejects.toThrow(/`issuer`.*exact issuer identifier/);
+    await expect(auth.ready()).rejects.toThrow(`\`issuer: '${md.issuer}/someone-else'\``);
     const res = await request(app).get('/oauth/login');
     expect(res.status).toBe(503);
     expect(res.headers.location).toBeUndefined();
@@ -158,6 +159,61 @@ describe('J: discovery', () => {
     await request(app).get('/anything');
     expect(message).toMatch(/Mount express-session .* before app\.use\(oauth/);
   });
+});
+
+describe("J: an `issuer` that differs from the provider's exact identifier (issue 9 item 9)", () => {
+  /** Metadata served under `/realm` (a path issuer), naming `named(base)` as issuer. */
+  async function realmMetadata(named: (base: string) => string) {
+    const md = await metadataServer((path, base) =>
+      path === '/realm/.well-known/openid-configuration'
+        ? { status: 200, body: { ...metadata(`${base}/realm`), issuer: named(base) } }
+        : { status: 404 },
+    );
+    cleanup.push(() => md.server.close());
+    return md;
+  }
+
+  it("J6: a trailing slash on an origin issuer is normalised to the metadata's exact string, with one warning naming it", async () => {
+    const md = await healthyMetadata();
+    const { auth, app, logger } = make(`${md.issuer}/`);
+    await auth.ready();
+    const warnings = logger.lines.filter((l) => l.startsWith('warn') && l.includes('issuer'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`\`issuer: '${md.issuer}'\``);
+    const res = await request(app).get('/oauth/login');
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toMatch(new RegExp(`^${md.issuer}/auth\\?`));
+  });
+
+  for (const [label, configured, named] of [
+    ['configured with a trailing slash, metadata without', (b: string) => `${b}/realm/`, (b: string) => `${b}/realm`],
+    ['configured without a trailing slash, metadata with', (b: string) => `${b}/realm`, (b: string) => `${b}/realm/`],
+  ] as const) {
+    it(`J7: a path issuer ${label}: starts, using the metadata's exact string, with a warning`, async () => {
+      const md = await realmMetadata(named);
+      const { auth, app, logger } = make(configured(md.issuer));
+      await auth.ready();
+      expect(logger.lines.filter((l) => l.startsWith('warn') && l.includes(`\`issuer: '${named(md.issuer)}'\``))).toHaveLength(1);
+      expect((await request(app).get('/oauth/login')).status).toBe(302);
+    });
+  }
+
+  for (const [label, configured, named] of [
+    ['another path', (b: string) => `${b}/realm`, (b: string) => `${b}/other`],
+    ['another case', (b: string) => `${b.replace('http://', 'HTTP://')}/realm`, (b: string) => `${b}/realm`],
+  ] as const) {
+    it(`J8: metadata naming ${label}: ready() rejects with a ConfigError naming the exact issuer to use; logins get 503`, async () => {
+      const md = await realmMetadata(named);
+      const { auth, app, logger } = make(configured(md.issuer));
+      await expect(auth.ready()).rejects.toThrow(ConfigError);
+      const expected = `\`issuer: '${named(md.issuer)}'\``;
+      await expect(auth.ready()).rejects.toThrow(expected);
+      expect(logger.lines.some((l) => l.startsWith('error') && l.includes(expected))).toBe(true);
+      const res = await request(app).get('/oauth/login');
+      expect(res.status).toBe(503);
+      expect(res.headers.location).toBeUndefined();
+    });
+  }
 });
 
 describe('middleware order', () => {

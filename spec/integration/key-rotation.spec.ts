@@ -6,8 +6,8 @@ import { FlattenedEncrypt } from 'jose';
 import { RecordCipher } from '../../lib/crypto.js';
 import { CLIENT_ID } from '../helpers/provider.js';
 
-const KEY_A = 'rotation-key-A-0123456789-abcdefghijklmnopqrstuvwxyz';
-const KEY_B = 'rotation-key-B-9876543210-zyxwvutsrqponmlkjihgfedcba';
+const KEY_A = 'b9DpxsHnQ/R6vcDITVn4YiU146uL8OR5/4LxE2yjZfQ=';
+const KEY_B = 'NsBs9yy+ZS5RWndkHKQaP5L5Z2tOWIEkifDM8Z3a0bE=';
 
 let envA: TestEnv;
 const kidOf = (raw: string) => JSON.parse(Buffer.from(raw.split('.')[0]!, 'base64url').toString()).kid as string;

@@ -76,7 +76,7 @@ beforeAll(async () => {
     scope: ['read:user', 'repo'],
     apiBaseUrl: gh.url,
     tokenStore: new RedisTokenStore({ client: redis, prefix: `test:gh:${process.pid}:` }),
-    encryptionKey: 'github-like-test-key-0123456789abcdefgh',
+    encryptionKey: 'rez1XWRZkL8r/F5vE7eFo++RvVrNS2woOZhiTh8Fz3U=',
     logger,
   });
   await auth.ready();

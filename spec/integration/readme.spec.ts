@@ -37,7 +37,7 @@ beforeAll(async () => {
       CLIENT_ID,
       CLIENT_SECRET,
       API_BASE_URL: api.url,
-      TOKEN_KEY: 'readme-quickstart-key-0123456789-abcdefghij',
+      TOKEN_KEY: 'fgPuEwh2dTC2hovlbbaxhWWEhuvBKYX2Ruzmdcx6Aqs=',
       SESSION_SECRET: 'readme-session-secret',
       NODE_OPTIONS: '',
     },

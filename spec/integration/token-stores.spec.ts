@@ -106,7 +106,7 @@ describe('RedisTokenStore and process safety', () => {
       redirectUri: 'http://localhost:3000/oauth/callback',
       apiBaseUrl: 'http://127.0.0.1:2',
       tokenStore: new RedisTokenStore({ client }),
-      encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789',
+      encryptionKey: 'Dj4oXkI3HzxwBTcyzXIEzGiQlWvlrGH4/v58F0P8OGY=',
       logger: { warn: (m) => lines.push(m), error: (m) => lines.push(m) },
     });
     try {

@@ -9,7 +9,7 @@ const base = (): OAuthOptions => ({
   redirectUri: 'https://app.example.com/oauth/callback',
   apiBaseUrl: 'https://api.example.com',
   tokenStore: new MemoryTokenStore(),
-  encryptionKey: 'k'.repeat(4) + 'abcdefghijklmnopqrstuvwxyz0123456789',
+  encryptionKey: 'j/VbxO3I2nYNnleWS1wrkgRMOiDZgy6aNB+skzJJpZo=',
   logger: { warn: () => {}, error: () => {} },
 });
 
@@ -50,7 +50,7 @@ describe('J: configuration is validated at startup (refuse to start)', () => {
     ['low-entropy encryption key', (o) => ({ ...o, encryptionKey: 'a'.repeat(40) }), /not random enough/],
     [
       'encryption key equal to the client secret',
-      (o) => ({ ...o, clientSecret: 'abcdefghijklmnopqrstuvwxyz0123456789', encryptionKey: 'abcdefghijklmnopqrstuvwxyz0123456789' }),
+      (o) => ({ ...o, clientSecret: 'ex8/IFO09PXBu2+UPxfBOBnYOqUq/ytkAUuHZfSAjAk=', encryptionKey: 'ex8/IFO09PXBu2+UPxfBOBnYOqUq/ytkAUuHZfSAjAk=' }),
       /must not be the client secret/,
     ],
     ['missing encryption key', (o) => ({ ...o, encryptionKey: undefined }), /`encryptionKey` is required/],

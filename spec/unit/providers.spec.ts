@@ -27,7 +27,7 @@ import { CapturedLogger } from '../helpers/env.js';
 
 const CLIENT_ID = 'preset-client-id';
 const CLIENT_SECRET = 'preset client secret/+=&';
-const ENCRYPTION_KEY = 'providers-spec-encryption-key-0123456789abcdef';
+const ENCRYPTION_KEY = '+K72QCdH8p7GF+wfglCA5Uubcvjcx+KDP3vzg8Qk6wU=';
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 
 type Json = Record<string, unknown>;

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { TokenSet } from '../authorization-server.js';
 import { sha256 } from '../crypto.js';
-import { CallbackError, OAuthError, ProviderError, StoreUnavailableError, providerNotLoaded } from '../errors.js';
+import { CallbackError, OAuthError, ProviderError, StoreUnavailableError, providerNotLoaded, safeOAuthErrorCode } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
 import { TX_TTL_MS, defaultSameSite, livePending, regenerateSession, reloadSession, saveSession } from '../session.js';
@@ -90,7 +90,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
   // 5. Only now look at an error from the provider. Its description is never reflected.
   const error = params.get('error');
   if (error !== null) {
-    const reason = /^[a-z_]{1,40}$/.test(error) ? error : 'provider_error';
+    const reason = safeOAuthErrorCode(error);
     if (error === 'access_denied') {
       if (cfg.accessDeniedRedirect) {
         cfg.logger.warn('login failed at the callback: access_denied', { reason, status: 302 });

@@ -21,8 +21,17 @@ export async function snapshot(env: TestEnv, browser: TestBrowser): Promise<Snap
   return { sid, raw, tokenRequests: env.provider.counters.tokenRequests, secrets };
 }
 
-/** True for a Set-Cookie that removes or replaces the session cookie. */
-export const clearsSession = (setCookie: string) => /^connect\.sid=/.test(setCookie);
+/**
+ * True for a Set-Cookie that removes the session cookie (empty value, past expiry or Max-Age=0). A renewed
+ * expiry of the same session (express-session re-sends the cookie of a session with a `maxAge`) is not a
+ * loss; a replaced session id is caught by comparing `env.sid(browser)` before and after.
+ */
+export const clearsSession = (setCookie: string) => {
+  if (!/^connect\.sid=/.test(setCookie)) return false;
+  const [pair, ...attrs] = setCookie.split(';');
+  if (pair!.slice('connect.sid='.length).trim() === '') return true;
+  return attrs.some((a) => /^\s*max-age=0/i.test(a) || (/^\s*expires=/i.test(a) && new Date(a.split('=')[1]!).getTime() <= Date.now()));
+};
 
 /**
  * The "nothing lost" checks of security.md: no session cookie cleared or replaced, the stored token

@@ -218,10 +218,11 @@ describe("J: an `issuer` that differs from the provider's exact identifier (issu
 
 describe('middleware order', () => {
   it('req.oauthClient on a route that oauth() did not see says how to fix it', async () => {
-    make((await healthyMetadata()).issuer); // installs the accessors
-    const other = express();
+    const { auth } = make((await healthyMetadata()).issuer);
     let message = '';
-    other.get('/x', (req, res) => {
+    const app = express();
+    // A route registered before app.use(oauth()): the app's accessors exist, this request's state does not.
+    app.get('/early', (req, res) => {
       try {
         void req.oauthClient;
       } catch (err) {
@@ -229,7 +230,11 @@ describe('middleware order', () => {
       }
       res.end();
     });
-    await request(other).get('/x');
+    app.use(session({ secret: 'x', resave: false, saveUninitialized: false }));
+    app.use(auth);
+    app.get('/late', (_req, res) => res.end());
+    await request(app).get('/late');
+    await request(app).get('/early');
     expect(message).toBe('req.oauthClient is not available: mount app.use(oauth({...})) before this route.');
   });
 });

@@ -7,6 +7,7 @@
 export { oauth, type OAuthMiddleware } from './middleware.js';
 export { requireAuth } from './require-auth.js';
 export { oauthErrorHandler } from './error-handler.js';
+export { asyncHandler } from './async-handler.js';
 export { boundedSessionStore, type BoundedSessionStoreOptions } from './session-store.js';
 export { RedisTokenStore, SCRIPTS, type RedisTokenStoreOptions, type RedisLikeClient } from './token-store/redis.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './token-store/memory.js';

@@ -11,4 +11,8 @@ export default {
   setupFiles: ['<rootDir>/spec/helpers/quiet.ts'],
   testTimeout: 30000,
   maxWorkers: 2,
+  // `npm run coverage` (or `npm test -- --coverage`): V8's own counters, no instrumentation of the sources.
+  coverageProvider: 'v8',
+  collectCoverageFrom: ['lib/**/*.ts'],
+  coverageReporters: ['text-summary', 'html'],
 };

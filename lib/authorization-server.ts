@@ -131,7 +131,7 @@ export class AuthorizationServer {
   private readonly fetch: client.CustomFetch;
 
   constructor(private readonly cfg: ResolvedConfig) {
-    this.fetch = createBoundedFetch(cfg.httpTimeout, cfg.maxResponseBytes, { keepIdToken: cfg.openid }) as client.CustomFetch;
+    this.fetch = createBoundedFetch(cfg.httpTimeout, cfg.maxResponseBytes, { keepIdToken: cfg.openid });
     this.readyPromise.catch(() => {}); // observed by ready(); never an unhandled rejection
   }
 
@@ -181,13 +181,14 @@ export class AuthorizationServer {
   }
 
   private clientMetadata(): Partial<client.ClientMetadata> {
-    return { [client.clockTolerance]: this.cfg.clockTolerance } as Partial<client.ClientMetadata>;
+    return { [client.clockTolerance]: this.cfg.clockTolerance };
   }
 
   private prepare(config: client.Configuration): client.Configuration {
     config[client.customFetch] = this.fetch;
     config.timeout = Math.ceil(this.cfg.httpTimeout / 1000) + 1;
-    const insecure = [this.issuer, ...Object.values(this.cfg.endpoints ?? {})].some((u) => typeof u === 'string' && u.startsWith('http:'));
+    const urls = [this.issuer, ...Object.values((this.cfg.endpoints ?? {}) as Record<string, string | undefined>)];
+    const insecure = urls.some((u) => typeof u === 'string' && u.startsWith('http:'));
     if (insecure) client.allowInsecureRequests(config);
     // openid-client trusts the TLS channel for ID tokens from the token endpoint by default; rule 4 wants
     // the signature checked against the provider's JWKS as well.

@@ -42,7 +42,7 @@ const IDEMPOTENT = new Set(['get', 'head', 'options', 'put', 'delete', 'trace'])
  */
 function replayable(config: InternalAxiosRequestConfig): boolean {
   if (!IDEMPOTENT.has((config.method ?? 'get').toLowerCase())) return false;
-  const d = config.data;
+  const d: unknown = config.data;
   return (
     d === undefined ||
     d === null ||
@@ -98,7 +98,7 @@ function redactHeaders(response: AxiosResponse, forms: string[]): void {
   for (const key of Object.keys(headers)) {
     const v = headers[key];
     if (typeof v === 'string') headers[key] = redactString(v, forms);
-    else if (Array.isArray(v)) headers[key] = v.map((x) => (typeof x === 'string' ? redactString(x, forms) : x));
+    else if (Array.isArray(v)) headers[key] = (v as unknown[]).map((x) => (typeof x === 'string' ? redactString(x, forms) : x));
   }
 }
 
@@ -230,9 +230,9 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
       url: target.href,
       method: config.method,
       headers,
-      params: config.params,
+      params: config.params as unknown,
       paramsSerializer: config.paramsSerializer,
-      data: config.data,
+      data: config.data as unknown,
       timeout: Math.min(config.timeout || cfg.httpTimeout, cfg.httpTimeout),
       timeoutErrorMessage: config.timeoutErrorMessage,
       responseType: wanted === 'stream' ? 'stream' : 'arraybuffer',

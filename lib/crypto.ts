@@ -85,8 +85,9 @@ export class RecordCipher {
   /** Kid of a stored record without decrypting it, or undefined when the header is unreadable. */
   kidOf(value: string): string | undefined {
     try {
-      const header = JSON.parse(Buffer.from(value.slice(0, value.indexOf('.')), 'base64url').toString('utf8'));
-      return typeof header?.kid === 'string' ? header.kid : undefined;
+      const header: unknown = JSON.parse(Buffer.from(value.slice(0, value.indexOf('.')), 'base64url').toString('utf8'));
+      const kid = (header as { kid?: unknown } | null)?.kid;
+      return typeof kid === 'string' ? kid : undefined;
     } catch {
       return undefined;
     }

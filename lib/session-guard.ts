@@ -34,7 +34,7 @@ export function guardSessionStore(store: Store, check: LoginCheck): void {
   state = { checks: new Set([check]) };
   guarded.set(store, state);
   const checks = state.checks;
-  const originalSet = store.set;
+  const originalSet = store.set.bind(store);
   store.set = function guardedSet(this: Store, sid: string, session: unknown, callback?: SetCallback): void {
     originalSet.call(this, sid, session as never, (err?: unknown) => {
       if (err || !(session as SessionLike)?.oauth?.user) return callback?.(err);

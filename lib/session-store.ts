@@ -32,13 +32,13 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
     get(target, prop, receiver) {
       if (prop === 'on' || prop === 'addListener' || prop === 'once') {
         // express-session stops loading sessions on 'disconnect'; we prefer explicit 503s.
-        return (event: string | symbol, listener: (...args: unknown[]) => void) => {
+        return (event: string | symbol, listener: (...args: unknown[]) => void): unknown => {
           if (event === 'disconnect') return receiver;
           (target[prop] as (e: string | symbol, l: (...args: unknown[]) => void) => unknown).call(target, event, listener);
           return receiver;
         };
       }
-      const value = Reflect.get(target, prop, receiver);
+      const value: unknown = Reflect.get(target, prop, receiver);
       if (!(BOUNDED as readonly PropertyKey[]).includes(prop) || typeof value !== 'function') return value;
       let fn = wrapped.get(value);
       if (!fn) {

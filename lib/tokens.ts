@@ -1,6 +1,6 @@
 import type { TokenSet } from './authorization-server.js';
 import type { ResolvedConfig } from './config.js';
-import { RecordCipher, RecordUnreadableError, sha256, type TokenRecord } from './crypto.js';
+import { RecordUnreadableError, sha256, type RecordCipher, type TokenRecord } from './crypto.js';
 import { StoreUnavailableError } from './errors.js';
 import { withTimeout } from './http.js';
 

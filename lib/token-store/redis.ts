@@ -84,7 +84,7 @@ export class RedisTokenStore implements TokenStore {
     this.ready();
     const value = await this.client.get(this.key(sid));
     if (value === null || value === undefined) return null;
-    return typeof value === 'string' ? value : String(value);
+    return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : null;
   }
 
   async set(sid: string, value: string, ttlMs: number): Promise<void> {

@@ -93,7 +93,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
   };
   let fault: { fault: TokenFault; grant: string | undefined } | undefined;
   const pathFaults = new Map<string, TokenFault>();
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const signingJwk = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
   let rewrite: { fn: (b: Record<string, unknown>) => Record<string, unknown>; grant: string | undefined } | undefined;
 

@@ -49,6 +49,7 @@ export async function startCluster(): Promise<OwnCluster> {
     await stop();
     throw new Error(
       `could not start a local Redis Cluster (${(err as Error).message}); redis-server and redis-cli are needed: apt-get install -y redis-server`,
+      { cause: err },
     );
   }
   return { ports, rootNodes: ports.map((p) => ({ url: `redis://127.0.0.1:${p}` })), stop };

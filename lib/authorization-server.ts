@@ -1,6 +1,6 @@
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
-import { ConfigError, ProviderError, providerNotLoaded, safeOAuthErrorCode } from './errors.js';
+import { ConfigError, ProviderError, providerNotLoaded, safeOAuthErrorCode, sanitizeCause } from './errors.js';
 import { FetchInvalidResponseError, FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
 
 /** The fields kept from a token response, copied into a fresh object (nothing else survives). */
@@ -84,6 +84,15 @@ export function toProviderError(err: unknown, what: string): ProviderError {
   }
   const code = codes[0] ?? (err instanceof Error ? err.name : 'unknown');
   return new ProviderError('token_endpoint_error', `${what}: invalid provider response (${code}).`);
+}
+
+/**
+ * A failed discovery, for the log line: `provider_unavailable` (503, retried), whatever the cause; only
+ * the reason is taken from {@link toProviderError}, never the token endpoint's codes.
+ */
+function discoveryError(err: unknown): ProviderError {
+  const reason = toProviderError(err, 'Discovery');
+  return new ProviderError('provider_unavailable', reason.message, { transient: true, cause: sanitizeCause(reason) });
 }
 
 /** Copies the known fields of a token response into a fresh object, enforcing their types. */
@@ -280,7 +289,7 @@ export class AuthorizationServer {
           throw this.fatal;
         }
         const delay = Math.min(60_000, 1000 * 2 ** this.attempt++);
-        onError(toProviderError(err, 'Discovery'), delay);
+        onError(discoveryError(err), delay);
         this.retryTimer = setTimeout(() => {
           this.retryTimer = undefined;
           this.load(onError).catch(() => {});

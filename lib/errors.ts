@@ -26,6 +26,49 @@ export type OAuthErrorCode =
   | 'refresh_unavailable'
   | 'provider_unavailable';
 
+/** What a code means over HTTP. */
+interface ErrorSpec {
+  /** HTTP status. */
+  status: number;
+  /** Seconds a client should wait before retrying (sent as `Retry-After`). */
+  retryAfter?: number;
+  /** Whether the message may be shown to the end user; default: statuses below 500. */
+  expose?: boolean;
+}
+
+/**
+ * The one table of what each code means over HTTP: status, `Retry-After` and whether the message is shown.
+ * Every error is built from it ({@link createOAuthError} and the classes below), so a code never answers
+ * with two statuses by accident.
+ */
+export const ERROR_SPECS: { readonly [C in OAuthErrorCode]: Readonly<ErrorSpec> } = {
+  config_invalid: { status: 500, expose: false },
+  session_missing: { status: 500, expose: false },
+  login_required: { status: 401 },
+  callback_invalid: { status: 400 },
+  access_denied: { status: 403 },
+  authorization_failed: { status: 400 },
+  cross_site_request: { status: 403 },
+  method_not_allowed: { status: 405 },
+  login_busy: { status: 429, retryAfter: 60 },
+  token_endpoint_error: { status: 502 },
+  token_endpoint_timeout: { status: 504 },
+  id_token_invalid: { status: 502 },
+  origin_not_allowed: { status: 500, expose: false },
+  upstream_timeout: { status: 504 },
+  store_unavailable: { status: 503, retryAfter: 5 },
+  refresh_unavailable: { status: 503, retryAfter: 2 },
+  provider_unavailable: { status: 503, retryAfter: 5 },
+};
+
+/** Options of an error built from {@link ERROR_SPECS}; each one overrides the table for this error only. */
+interface OAuthErrorOptions {
+  cause?: unknown;
+  status?: number;
+  retryAfter?: number;
+  expose?: boolean;
+}
+
 /**
  * Base class of every error raised by express-oauth-client.
  *
@@ -65,17 +108,31 @@ export class OAuthError extends Error {
   }
 }
 
+/** Builds an {@link OAuthError} whose status, `Retry-After` and exposure come from {@link ERROR_SPECS}. */
+export function createOAuthError(code: OAuthErrorCode, message: string, options: OAuthErrorOptions = {}): OAuthError {
+  return new OAuthError(code, options.status ?? ERROR_SPECS[code].status, message, specOptions(code, options));
+}
+
+function specOptions(code: OAuthErrorCode, options: OAuthErrorOptions): { cause?: unknown; retryAfter?: number; expose?: boolean } {
+  const spec = ERROR_SPECS[code];
+  return {
+    cause: options.cause,
+    retryAfter: options.retryAfter ?? spec.retryAfter,
+    expose: options.expose ?? spec.expose,
+  };
+}
+
 /** Invalid options passed to `oauth()` or a store; thrown at startup. */
 export class ConfigError extends OAuthError {
   constructor(message: string) {
-    super('config_invalid', 500, message, { expose: false });
+    super('config_invalid', ERROR_SPECS.config_invalid.status, message, specOptions('config_invalid', {}));
   }
 }
 
 /** No usable login for this session (never logged in, logged out, refresh token revoked, record unreadable). */
 export class LoginRequiredError extends OAuthError {
   constructor(message = 'Login required.') {
-    super('login_required', 401, message);
+    super('login_required', ERROR_SPECS.login_required.status, message);
   }
 }
 
@@ -87,7 +144,7 @@ export class CallbackError extends OAuthError {
   constructor(
     message: string,
     code: 'callback_invalid' | 'access_denied' | 'authorization_failed' = 'callback_invalid',
-    status = 400,
+    status: number = ERROR_SPECS[code].status,
     reason: string = code,
   ) {
     super(code, status, message);
@@ -127,8 +184,7 @@ export class ProviderError extends OAuthError {
     message: string,
     options: { oauthError?: string; transient?: boolean; cause?: unknown; status?: number; retryAfter?: number } = {},
   ) {
-    const status = options.status ?? (code === 'token_endpoint_timeout' ? 504 : code === 'provider_unavailable' ? 503 : 502);
-    super(code, status, message, { cause: options.cause, retryAfter: options.retryAfter ?? (status === 503 ? 5 : undefined) });
+    super(code, options.status ?? ERROR_SPECS[code].status, message, specOptions(code, options));
     this.oauthError = options.oauthError === undefined ? undefined : safeOAuthErrorCode(options.oauthError);
     this.transient = options.transient ?? false;
   }
@@ -136,20 +192,25 @@ export class ProviderError extends OAuthError {
 
 /** The 503 for requests that need the provider's metadata before discovery has succeeded. */
 export function providerNotLoaded(): ProviderError {
-  return new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.', { status: 503, retryAfter: 5 });
+  return new ProviderError('provider_unavailable', 'The identity provider metadata is not loaded yet.');
 }
 
 /** The token store (Redis) or the session store failed or was too slow. */
 export class StoreUnavailableError extends OAuthError {
   constructor(message = 'The session store is unavailable.', cause?: unknown) {
-    super('store_unavailable', 503, message, { cause: sanitizeCause(cause), retryAfter: 5 });
+    super('store_unavailable', ERROR_SPECS.store_unavailable.status, message, specOptions('store_unavailable', { cause: sanitizeCause(cause) }));
   }
 }
 
 /** A refresh could not run now (lock held by a process that did not finish, or a transient provider fault). */
 export class RefreshUnavailableError extends OAuthError {
   constructor(message = 'Token refresh is temporarily unavailable.', cause?: unknown) {
-    super('refresh_unavailable', 503, message, { cause: sanitizeCause(cause), retryAfter: 2 });
+    super(
+      'refresh_unavailable',
+      ERROR_SPECS.refresh_unavailable.status,
+      message,
+      specOptions('refresh_unavailable', { cause: sanitizeCause(cause) }),
+    );
   }
 }
 
@@ -163,16 +224,19 @@ export class OriginNotAllowedError extends OAuthError {
    * @param message - replaces the default message; must not contain a token
    */
   constructor(origin: string, message?: string) {
-    super('origin_not_allowed', 500, message ?? `Refused to send a request to ${origin}: it is not one of the configured apiBaseUrl origins.`, {
-      expose: false,
-    });
+    super(
+      'origin_not_allowed',
+      ERROR_SPECS.origin_not_allowed.status,
+      message ?? `Refused to send a request to ${origin}: it is not one of the configured apiBaseUrl origins.`,
+      specOptions('origin_not_allowed', {}),
+    );
   }
 }
 
 /** A `req.oauthClient` call to the API did not complete (headers and body) within `httpTimeout`. */
 export class UpstreamTimeoutError extends OAuthError {
   constructor(cause?: unknown) {
-    super('upstream_timeout', 504, 'The API did not answer in time.', { cause: sanitizeCause(cause) });
+    super('upstream_timeout', ERROR_SPECS.upstream_timeout.status, 'The API did not answer in time.', { cause: sanitizeCause(cause) });
   }
 }
 

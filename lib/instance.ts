@@ -58,9 +58,9 @@ export class Instance {
     const loaded = this.server.loaded;
     if (loaded) return loaded;
     return withTimeout(this.loadProvider(), this.cfg.httpTimeout, providerNotLoaded).catch((err) => {
-      throw err instanceof OAuthError && err.code !== 'config_invalid'
-        ? err
-        : new ProviderError('provider_unavailable', 'The identity provider is not configured correctly.', { status: 503, retryAfter: 30 });
+      if (err instanceof OAuthError && err.code !== 'config_invalid') throw err;
+      // A configuration error stays in the logs; the browser gets a 503 that does not invite quick retries.
+      throw new ProviderError('provider_unavailable', 'The identity provider is not configured correctly.', { retryAfter: 30 });
     });
   }
 

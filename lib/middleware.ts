@@ -1,8 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Store } from 'express-session';
 import { resolveConfig } from './config.js';
-import { OAuthError } from './errors.js';
-import { renderOAuthError } from './error-handler.js';
+import { OAuthError, createOAuthError } from './errors.js';
+import { renderOAuthError } from './render.js';
 import { installRequestAccessors, setState } from './request-state.js';
 import type { OAuthEvents } from './events.js';
 import { Instance } from './instance.js';
@@ -113,7 +113,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     // GET only (no HEAD): a HEAD must not redeem a code or create a login transaction.
     if (req.method !== route.method) {
       res.setHeader('Allow', route.method);
-      return renderOAuthError(instance, new OAuthError('method_not_allowed', 405, 'Method not allowed.'), req, res);
+      return renderOAuthError(instance, createOAuthError('method_not_allowed', 'Method not allowed.'), req, res);
     }
     route.handler(instance, req, res).catch((err: unknown) => {
       if (err instanceof OAuthError) {

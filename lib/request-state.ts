@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import type { AxiosInstance } from 'axios';
 import { createOAuthClient } from './client.js';
-import { LoginRequiredError, OAuthError } from './errors.js';
+import { LoginRequiredError, createOAuthError } from './errors.js';
 import type { Instance } from './instance.js';
 import type { LoadedRecord } from './tokens.js';
 import type { OAuthRequestContext, OAuthUser, TokenInfo } from './types.js';
@@ -74,7 +74,7 @@ function tokensOf(req: Request, state: RequestState): RequestTokens {
 function requireState(req: Request, name: string): RequestState {
   const state = stateOf(req);
   if (!state) {
-    throw new OAuthError('config_invalid', 500, `req.${name} is not available: mount app.use(oauth({...})) before this route.`, { expose: false });
+    throw createOAuthError('config_invalid', `req.${name} is not available: mount app.use(oauth({...})) before this route.`);
   }
   return state;
 }

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { Session, SessionData } from 'express-session';
-import { OAuthError, StoreUnavailableError } from './errors.js';
+import { StoreUnavailableError, createOAuthError } from './errors.js';
 import { withTimeout } from './http.js';
 import type { OAuthUser } from './types.js';
 
@@ -88,11 +88,9 @@ type SessionRequest = Request & { session: Session & Partial<SessionData>; sessi
 export function requireSession(req: Request): SessionRequest {
   const r = req as Partial<SessionRequest>;
   if (!r.session || typeof r.session.save !== 'function' || typeof r.session.regenerate !== 'function') {
-    throw new OAuthError(
+    throw createOAuthError(
       'session_missing',
-      500,
       'express-oauth-client: req.session is missing. Mount express-session (app.use(session({...}))) before app.use(oauth({...})).',
-      { expose: false },
     );
   }
   return req as SessionRequest;

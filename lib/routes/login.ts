@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import { calculatePKCECodeChallenge, randomPKCECodeVerifier } from 'openid-client';
 import { randomToken, sha256 } from '../crypto.js';
-import { OAuthError } from '../errors.js';
+import { createOAuthError } from '../errors.js';
 import { safeReturnTo } from '../return-to.js';
 import { TX_TTL_MS, addPending, defaultSameSite, hasAppFields, saveSession, type PendingLogin } from '../session.js';
 import type { Instance } from '../instance.js';
@@ -41,7 +41,7 @@ export async function handleLogin(instance: Instance, req: Request, res: Respons
   const data = (session.oauth ??= {});
   if (!addPending(data, sha256(state), pending)) {
     if (original === undefined) delete session.oauth;
-    throw new OAuthError('login_busy', 429, 'Too many logins in progress. Please try again in a minute.', { retryAfter: 60 });
+    throw createOAuthError('login_busy', 'Too many logins in progress. Please try again in a minute.');
   }
   if (data.user === undefined && !hasAppFields(session)) cookie.maxAge = TX_TTL_MS;
   defaultSameSite(sreq);

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { OAuthError } from '../errors.js';
+import { createOAuthError } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
 import { safeReturnTo } from '../return-to.js';
@@ -28,7 +28,7 @@ export function isSameOrigin(req: Request, appOrigin: string): boolean {
 export async function handleLogout(instance: Instance, req: Request, res: Response): Promise<void> {
   const { cfg, server, tokens, events } = instance;
   if (!isSameOrigin(req, cfg.appOrigin)) {
-    throw new OAuthError('cross_site_request', 403, 'Cross-site logout refused.');
+    throw createOAuthError('cross_site_request', 'Cross-site logout refused.');
   }
   const sreq = instance.session(req);
   const sid = sreq.sessionID;

@@ -1,6 +1,7 @@
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
 import { ConfigError, ProviderError, providerNotLoaded, safeOAuthErrorCode, sanitizeCause } from './errors.js';
+import { causes, stripUndefined } from './util.js';
 import { FetchInvalidResponseError, FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
 
 /** The fields kept from a token response, copied into a fresh object (nothing else survives). */
@@ -31,16 +32,6 @@ const ID_TOKEN_CODES = new Set([
   'OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED',
   'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
 ]);
-
-function causes(err: unknown): unknown[] {
-  const chain: unknown[] = [];
-  let e: unknown = err;
-  for (let i = 0; i < 6 && e; i++) {
-    chain.push(e);
-    e = (e as { cause?: unknown }).cause;
-  }
-  return chain;
-}
 
 /**
  * Turns whatever openid-client or the bounded fetch threw into a {@link ProviderError} whose message and
@@ -391,10 +382,6 @@ export class AuthorizationServer {
   stop(): void {
     clearTimeout(this.retryTimer);
   }
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 export { client as openidClient };

@@ -6,7 +6,7 @@ import type { ResolvedConfig } from './config.js';
 import { RecordCipher } from './crypto.js';
 import { OAuthError, ProviderError, providerNotLoaded } from './errors.js';
 import { OAuthEvents } from './events.js';
-import { withTimeout } from './http.js';
+import { withTimeout } from './util.js';
 import { requireSession, type SessionRequest } from './session.js';
 import { TokenService } from './tokens.js';
 import { Refresher } from './refresh.js';
@@ -29,9 +29,6 @@ export class Instance {
     this.refresher = new Refresher(cfg, this.tokens, this.server, this.events, (c, rt, at) => this.revokeQuietly(c, rt, at));
     this.events.onListenerError = (name, err) =>
       cfg.logger.error(`an '${name}' event listener threw; the flow went on`, { error: err instanceof Error ? err.message : String(err) });
-    cfg.tokenStore.attachErrorListener?.((err) => {
-      cfg.logger.error('token store connection error', { error: err instanceof Error ? err.message : String(err) });
-    });
   }
 
   session(req: Request): SessionRequest {

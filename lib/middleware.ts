@@ -77,7 +77,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   // Logout is final: the app's session store refuses to bring back a session whose login ended (see
   // guardSessionStore). Installed on the first request that shows the store, checked by identity after.
   let guardedStore: unknown;
-  const loginAlive = (sid: string) => instance.tokens.bounded('read', () => cfg.tokenStore.get(sid)).then((raw) => raw !== null && raw !== undefined);
+  const loginAlive = (sid: string) => instance.tokens.exists(sid);
 
   let accessorsOn: object | undefined;
 
@@ -128,8 +128,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     });
   } as OAuthMiddleware;
 
-  const store = cfg.tokenStore;
-  const ping = () => (store.ping ? instance.tokens.bounded('ping', () => store.ping!()) : Promise.resolve());
+  const ping = () => instance.tokens.ping();
 
   Object.defineProperties(middleware, {
     events: { value: instance.events, enumerable: true },

@@ -5,14 +5,13 @@ import { randomToken } from './crypto.js';
 import { LoginRequiredError, ProviderError, RefreshUnavailableError, providerNotLoaded } from './errors.js';
 import type { OAuthEvents } from './events.js';
 import { sessionTag, type LoadedRecord, type TokenService } from './tokens.js';
+import { sleep } from './util.js';
 
 /** Options of one access-token request. */
 export interface AccessTokenOptions {
   /** The API rejected this access token (401): refresh unless another writer already replaced it. */
   rejected?: string;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Refresh, once per session at a time: a single flight per session in this process, a store lock
@@ -93,14 +92,14 @@ export class Refresher {
     const giveUpAt = Date.now() + this.waitLimit;
     let pause = 10;
     for (;;) {
-      if (await this.tokens.bounded('lock', () => this.cfg.tokenStore.lock(sid, owner, this.lease))) {
+      if (await this.tokens.lock(sid, owner, this.lease)) {
         try {
           const current = await this.tokens.read(sid);
           if (!current) throw new LoginRequiredError('The login ended in another request.');
           if (current.raw !== seen.raw && this.usable(current, rejected)) return current;
           return await this.refreshNow(config, sid, current);
         } finally {
-          await this.tokens.bounded('unlock', () => this.cfg.tokenStore.unlock(sid, owner)).catch(() => {});
+          await this.tokens.unlock(sid, owner).catch(() => {});
         }
       }
       await sleep(pause);

@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import type { Session, SessionData } from 'express-session';
 import { StoreUnavailableError, createOAuthError } from './errors.js';
-import { withTimeout } from './http.js';
+import { withTimeout } from './util.js';
 import type { OAuthUser } from './types.js';
 
 /** A pending login, kept server-side in the session under a hash of its `state`. */

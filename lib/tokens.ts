@@ -2,7 +2,8 @@ import type { TokenSet } from './authorization-server.js';
 import type { ResolvedConfig } from './config.js';
 import { RecordUnreadableError, sha256, type RecordCipher, type TokenRecord } from './crypto.js';
 import { StoreUnavailableError } from './errors.js';
-import { withTimeout } from './http.js';
+import { errorMessage, withTimeout } from './util.js';
+import type { TokenStore } from './token-store/types.js';
 
 /** A record as read from the store: the ciphertext (the compare-and-set witness) and its plaintext. */
 export interface LoadedRecord {
@@ -25,10 +26,15 @@ export class TokenService {
   private readonly cache = new Map<string, { loaded: LoadedRecord; until: number }>();
   private writesSinceSweep = 0;
 
+  private readonly store: TokenStore;
+
   constructor(
     private readonly cfg: ResolvedConfig,
     private readonly cipher: RecordCipher,
-  ) {}
+  ) {
+    this.store = cfg.tokenStore;
+    this.store.attachErrorListener?.((err) => cfg.logger.error('token store connection error', { error: errorMessage(err) }));
+  }
 
   /** Runs a store call bounded by `storeTimeout`; any failure becomes a 503. */
   bounded<T>(what: string, work: () => Promise<T>): Promise<T> {
@@ -64,7 +70,30 @@ export class TokenService {
 
   /** Claims a one-time key (a login transaction) atomically across processes; false when already claimed. */
   claimOnce(key: string, ttlMs: number): Promise<boolean> {
-    return this.bounded('claim', () => this.cfg.tokenStore.lock(key, '1', ttlMs));
+    const store = this.store;
+    return this.bounded('claim', () => (store.claim ? store.claim(key, ttlMs) : store.lock(key, '1', ttlMs)));
+  }
+
+  /** Takes the session's refresh lock across processes for `ttlMs`; false while another owner holds it. */
+  lock(sid: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.bounded('lock', () => this.store.lock(sid, owner, ttlMs));
+  }
+
+  /** Releases the refresh lock if `owner` still holds it. */
+  unlock(sid: string, owner: string): Promise<void> {
+    return this.bounded('unlock', () => this.store.unlock(sid, owner));
+  }
+
+  /** Whether the session has a record (no decrypt): the logout guard of the session store asks this. */
+  async exists(sid: string): Promise<boolean> {
+    const raw = await this.bounded('read', () => this.store.get(sid));
+    return raw !== null && raw !== undefined;
+  }
+
+  /** Checks the store answers (readiness); a store without `ping` counts as answering. */
+  ping(): Promise<void> {
+    const store = this.store;
+    return store.ping ? this.bounded('ping', () => store.ping!()) : Promise.resolve();
   }
 
   /** Forgets what this process cached about a session (logout, login, end of login). */
@@ -89,7 +118,7 @@ export class TokenService {
 
   /** Reads and opens a session's record from the store; an unreadable one is deleted and reads as none. */
   async read(sid: string): Promise<LoadedRecord | null> {
-    const raw = await this.bounded('read', () => this.cfg.tokenStore.get(sid));
+    const raw = await this.bounded('read', () => this.store.get(sid));
     if (raw === null || raw === undefined) return null;
     try {
       return { raw, record: await this.cipher.open(sid, raw) };
@@ -99,7 +128,7 @@ export class TokenService {
         session: sessionTag(sid),
         reason: err.reason,
       });
-      await this.bounded('delete', () => this.cfg.tokenStore.deleteIf(sid, raw)).catch(() => {});
+      await this.bounded('delete', () => this.store.deleteIf(sid, raw)).catch(() => {});
       return null;
     }
   }
@@ -135,26 +164,26 @@ export class TokenService {
   async write(sid: string, record: TokenRecord): Promise<LoadedRecord> {
     this.forget(sid);
     const raw = await this.cipher.seal(sid, record);
-    await this.bounded('write', () => this.cfg.tokenStore.set(sid, raw, this.ttlMs(record)));
+    await this.bounded('write', () => this.store.set(sid, raw, this.ttlMs(record)));
     return { raw, record };
   }
 
   /** Compare-and-set: writes only if the stored record is still `previous`. */
   async replace(sid: string, previous: string, record: TokenRecord): Promise<LoadedRecord | null> {
     const raw = await this.cipher.seal(sid, record);
-    const ok = await this.bounded('write', () => this.cfg.tokenStore.replace(sid, previous, raw, this.ttlMs(record)));
+    const ok = await this.bounded('write', () => this.store.replace(sid, previous, raw, this.ttlMs(record)));
     return ok ? { raw, record } : null;
   }
 
   /** Deletes the record only if it is still `raw`, best effort (used when a login ends). */
   async discard(sid: string, raw: string): Promise<void> {
     this.forget(sid);
-    await this.bounded('delete', () => this.cfg.tokenStore.deleteIf(sid, raw)).catch(() => {});
+    await this.bounded('delete', () => this.store.deleteIf(sid, raw)).catch(() => {});
   }
 
   async remove(sid: string): Promise<void> {
     this.forget(sid);
-    await this.bounded('delete', () => this.cfg.tokenStore.delete(sid));
+    await this.bounded('delete', () => this.store.delete(sid));
   }
 
   private refreshWindow(record: TokenRecord): number {

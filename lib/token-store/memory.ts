@@ -19,6 +19,7 @@ export interface MemoryTokenStoreOptions {
 export class MemoryTokenStore implements TokenStore {
   private readonly records = new Map<string, Entry>();
   private readonly locks = new Map<string, Entry>();
+  private readonly claims = new Map<string, Entry>();
 
   constructor(options: MemoryTokenStoreOptions = {}) {
     if (process.env.NODE_ENV === 'production') {
@@ -67,6 +68,12 @@ export class MemoryTokenStore implements TokenStore {
 
   async unlock(sid: string, owner: string): Promise<void> {
     if (this.live(this.locks, sid)?.value === owner) this.locks.delete(sid);
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    if (this.live(this.claims, key)) return false;
+    this.claims.set(key, { value: '1', expiresAt: Date.now() + ttlMs });
+    return true;
   }
 
   async ping(): Promise<void> {}

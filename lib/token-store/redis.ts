@@ -18,7 +18,10 @@ export interface RedisLikeClient {
 export interface RedisTokenStoreOptions {
   /** A connected node-redis client (`createClient()`) or cluster client (`createCluster()`). */
   client: RedisLikeClient;
-  /** Key prefix. Default `oauth:`. Keys are `{prefix}tok:{<sid>}` and `{prefix}lock:{<sid>}`. */
+  /**
+   * Key prefix. Default `oauth:`. Keys are `{prefix}tok:{<sid>}` (record), `{prefix}lock:{<sid>}` (refresh
+   * lock) and `{prefix}claim:{<key>}` (single-use login states).
+   */
   prefix?: string;
 }
 
@@ -109,6 +112,11 @@ export class RedisTokenStore implements TokenStore {
 
   async unlock(sid: string, owner: string): Promise<void> {
     await this.run(SCRIPTS.unlock, this.lockKey(sid), [owner]);
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    // The same atomic SET NX PX as the lock, under its own key space; a claim is never released.
+    return Number(await this.run(SCRIPTS.lock, `${this.prefix}claim:{${key}}`, ['1', Math.max(1, Math.ceil(ttlMs))])) === 1;
   }
 
   async ping(): Promise<void> {

@@ -5,8 +5,9 @@
  * Every method must reject (not hang) when the backend is unavailable; the middleware additionally
  * bounds each call by `storeTimeout`.
  *
- * Implementing it for another client (ioredis, a database) takes the six methods below. The atomic ones
- * (`replace`, `deleteIf`, `lock`, `unlock`) must be atomic with respect to each other across processes.
+ * Implementing it for another client (ioredis, a database) takes the seven required methods below (and
+ * `claim`, recommended). The atomic ones (`replace`, `deleteIf`, `lock`, `unlock`, `claim`) must be atomic
+ * across processes. Every method receives and returns ciphertext or flags: a store never sees a token.
  *
  * @example
  * ```ts
@@ -20,6 +21,7 @@
  *   delete: async (sid) => void (await redis.del(`oauth:tok:{${sid}}`)),
  *   lock: async (sid, owner, ttl) => (await redis.set(`oauth:lock:{${sid}}`, owner, 'PX', ttl, 'NX')) === 'OK',
  *   unlock: async (sid, owner) => void (await redis.eval(SCRIPTS.unlock, 1, `oauth:lock:{${sid}}`, owner)),
+ *   claim: async (key, ttl) => (await redis.set(`oauth:claim:{${key}}`, '1', 'PX', ttl, 'NX')) === 'OK',
  * };
  * ```
  */
@@ -41,6 +43,12 @@ export interface TokenStore {
   lock(sid: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock only if `owner` still holds it (compare-and-delete). */
   unlock(sid: string, owner: string): Promise<void>;
+  /**
+   * Claims a one-time key (the `state` of a login, hashed) for `ttlMs`: true the first time, false while
+   * the claim lives (`SET NX PX`); never released. Keeps single-use claims apart from refresh locks.
+   * Optional for stores written before it existed: without it, the claim is `lock(key, '1', ttlMs)`.
+   */
+  claim?(key: string, ttlMs: number): Promise<boolean>;
   /** Checks the backend answers (used by `ready()` and readiness probes). */
   ping?(): Promise<void>;
   /** Lets the middleware attach an error listener so a socket error never crashes the process. */

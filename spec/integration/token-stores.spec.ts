@@ -59,6 +59,42 @@ describe.each(stores)('%s contract', (_name, make) => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await store.lock('s', 'c', 200)).toBe(true);
   });
+  it('a claim is single-use for its lifetime and apart from the refresh lock of the same name', async () => {
+    const store = make();
+    expect(await store.claim!('tx:k', 150)).toBe(true);
+    expect(await store.claim!('tx:k', 150)).toBe(false);
+    // The claim and the lock live in different key spaces: neither blocks the other.
+    expect(await store.lock('tx:k', 'o', 150)).toBe(true);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await store.claim!('tx:k', 150)).toBe(true);
+  });
+});
+
+describe('single-use claims of login states', () => {
+  it('RedisTokenStore writes claims under {prefix}claim:{key}, never a lock key', async () => {
+    const prefix = `test:claim:${process.pid}:${Math.random()}:`;
+    const store = new RedisTokenStore({ client: redis, prefix });
+    expect(await store.claim('tx:abc', 5000)).toBe(true);
+    expect(await redis.keys(`${prefix}*`)).toEqual([`${prefix}claim:{tx:abc}`]);
+  });
+
+  it('a TokenStore written before claim() existed still claims through lock(key, "1", ttl)', async () => {
+    const memory = new MemoryTokenStore();
+    const legacy: TokenStore = {
+      get: (sid) => memory.get(sid),
+      set: (sid, v, ttl) => memory.set(sid, v, ttl),
+      replace: (sid, e, v, ttl) => memory.replace(sid, e, v, ttl),
+      deleteIf: (sid, e) => memory.deleteIf(sid, e),
+      delete: (sid) => memory.delete(sid),
+      lock: jest.fn((key: string, owner: string, ttl: number) => memory.lock(key, owner, ttl)),
+      unlock: (sid, owner) => memory.unlock(sid, owner),
+    };
+    const cipher = new RecordCipher(['claim-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' });
+    const service = new TokenService({ tokenStore: legacy, storeTimeout: 1000, logger: { warn() {}, error() {} } } as never, cipher);
+    expect(await service.claimOnce('tx:1', 5000)).toBe(true);
+    expect(await service.claimOnce('tx:1', 5000)).toBe(false);
+    expect(legacy.lock).toHaveBeenCalledWith('tx:1', '1', 5000);
+  });
 });
 
 describe('TokenService compare-and-set (rule 8)', () => {

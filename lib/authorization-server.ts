@@ -2,21 +2,8 @@ import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
 import { ConfigError, ProviderError, providerNotLoaded, safeOAuthErrorCode, sanitizeCause } from './errors.js';
 import { causes, stripUndefined } from './util.js';
-import { FetchInvalidResponseError, FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
-
-/** The fields kept from a token response, copied into a fresh object (nothing else survives). */
-export interface TokenSet {
-  access_token: string;
-  token_type: string;
-  expires_in?: number;
-  refresh_token?: string;
-  id_token?: string;
-  scope?: string;
-  /** Subject of the validated ID token, when one came back. */
-  sub?: string;
-  /** Safe identity claims of the validated ID token. */
-  claims?: Record<string, unknown>;
-}
+import { FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
+import { InvalidTokenResponseError, normalizeTokenResponse, toTokenSet, type TokenSet } from './token-response.js';
 
 /** What the callback needs from a pending login transaction. */
 export interface CodeExchangeChecks {
@@ -45,7 +32,7 @@ export function toProviderError(err: unknown, what: string): ProviderError {
     if (e instanceof FetchTimeoutError)
       return new ProviderError('token_endpoint_timeout', `${what}: the provider did not answer in time.`, { transient: true });
     if (e instanceof FetchTooLargeError) return new ProviderError('token_endpoint_error', `${what}: the provider's response was too large.`);
-    if (e instanceof FetchInvalidResponseError) return new ProviderError('token_endpoint_error', `${what}: ${e.message}.`);
+    if (e instanceof InvalidTokenResponseError) return new ProviderError('token_endpoint_error', `${what}: ${e.message}.`);
     if (e instanceof FetchNetworkError) {
       return new ProviderError('token_endpoint_error', `${what}: the provider could not be reached${e.code ? ` (${e.code})` : ''}.`, {
         transient: true,
@@ -86,37 +73,6 @@ function discoveryError(err: unknown): ProviderError {
   return new ProviderError('provider_unavailable', reason.message, { transient: true, cause: sanitizeCause(reason) });
 }
 
-/** Copies the known fields of a token response into a fresh object, enforcing their types. */
-function toTokenSet(res: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, userClaims: string[]): TokenSet {
-  if (typeof res.access_token !== 'string' || res.access_token.length === 0 || res.access_token.length > 16384) {
-    throw new ProviderError('token_endpoint_error', 'Token response has no usable access_token.');
-  }
-  if (typeof res.token_type !== 'string' || res.token_type.toLowerCase() !== 'bearer') {
-    throw new ProviderError('token_endpoint_error', 'Token response token_type is not bearer.');
-  }
-  const set: TokenSet = { access_token: res.access_token, token_type: 'bearer' };
-  if (res.expires_in !== undefined) {
-    if (typeof res.expires_in !== 'number' || !Number.isFinite(res.expires_in) || res.expires_in < 0 || res.expires_in > 10 * 365 * 86400) {
-      throw new ProviderError('token_endpoint_error', 'Token response expires_in is not a valid number.');
-    }
-    set.expires_in = res.expires_in;
-  }
-  if (typeof res.refresh_token === 'string' && res.refresh_token.length > 0) set.refresh_token = res.refresh_token;
-  if (typeof res.id_token === 'string') set.id_token = res.id_token;
-  if (typeof res.scope === 'string') set.scope = res.scope;
-  const claims = res.id_token ? res.claims() : undefined;
-  if (claims) {
-    set.sub = claims.sub;
-    const safe: Record<string, unknown> = {};
-    for (const name of userClaims) {
-      const v = (claims as Record<string, unknown>)[name];
-      if (v !== undefined && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) safe[name] = v;
-    }
-    set.claims = safe;
-  }
-  return set;
-}
-
 /**
  * The protocol side: discovery, authorization URL, code exchange, refresh, revocation and end-session URL,
  * all through openid-client. Knows nothing of Express.
@@ -131,7 +87,10 @@ export class AuthorizationServer {
   private readonly fetch: client.CustomFetch;
 
   constructor(private readonly cfg: ResolvedConfig) {
-    this.fetch = createBoundedFetch(cfg.httpTimeout, cfg.maxResponseBytes, { keepIdToken: cfg.openid });
+    this.fetch = createBoundedFetch(cfg.httpTimeout, cfg.maxResponseBytes, {
+      onFormResponse: (status, headers, body, form) =>
+        normalizeTokenResponse(status, headers, body, { grant: form.has('grant_type'), keepIdToken: cfg.openid }),
+    });
     this.readyPromise.catch(() => {}); // observed by ready(); never an unhandled rejection
   }
 
@@ -346,7 +305,7 @@ export class AuthorizationServer {
     } catch (err) {
       throw toProviderError(err, 'Code exchange');
     }
-    return toTokenSet(res, this.cfg.userClaims);
+    return toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims);
   }
 
   async refresh(config: client.Configuration, refreshToken: string): Promise<TokenSet> {
@@ -356,7 +315,7 @@ export class AuthorizationServer {
     } catch (err) {
       throw toProviderError(err, 'Refresh');
     }
-    return toTokenSet(res, this.cfg.userClaims);
+    return toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims);
   }
 
   /** RFC 7009 revocation; resolves false when the provider has no revocation endpoint. */

@@ -1,23 +1,6 @@
 import { createHash, hkdfSync, randomBytes, webcrypto } from 'node:crypto';
 import { FlattenedEncrypt, flattenedDecrypt } from 'jose';
 
-/** What a token record holds once decrypted. Never leaves the server. */
-export interface TokenRecord {
-  /** Monotonic version, incremented on every write (compare-and-set uses the ciphertext it lives in). */
-  version: number;
-  access_token: string;
-  token_type: string;
-  /** Epoch seconds; absent when the provider gave no `expires_in`. */
-  expires_at?: number;
-  refresh_token?: string;
-  id_token?: string;
-  scope?: string;
-  /** Subject of the ID token, when there was one; must not change on refresh. */
-  sub?: string;
-  /** Epoch seconds of the write. */
-  updated_at: number;
-}
-
 const ENC = 'A256GCM';
 const ALG = 'dir';
 const SALT = Buffer.from('express-oauth-client/token-record/v1');
@@ -28,7 +11,7 @@ interface DerivedKey {
   key: Promise<webcrypto.CryptoKey>;
 }
 
-/** Raised for any record that cannot be opened: tampered, truncated, moved, unknown key, other algorithm. */
+/** Raised for any value that cannot be opened: tampered, truncated, moved, unknown key, other algorithm, wrong shape. */
 export class RecordUnreadableError extends Error {
   constructor(readonly reason: string) {
     super(`token record unreadable: ${reason}`);
@@ -41,12 +24,13 @@ function b64u(input: Uint8Array | string): string {
 }
 
 /**
- * Seals and opens token records: JWE with `dir` + `A256GCM`, a `kid` in the protected header, keys
- * derived once with HKDF-SHA256 from each configured secret. The additional authenticated data binds a
- * record to its session id, issuer and client id, and is supplied by the reader (it is not stored), so a
- * record copied under another session's key does not open.
+ * Seals and opens JSON values bound to a session: JWE with `dir` + `A256GCM`, a `kid` in the protected
+ * header, keys derived once with HKDF-SHA256 from each configured secret (the first seals, all open). The
+ * additional authenticated data binds a value to its session id and to a context (issuer and client id),
+ * and is supplied by the reader (it is not stored), so a value copied under another session's key does
+ * not open. The derivation labels are part of the stored format: changing them makes every record unreadable.
  */
-export class RecordCipher {
+export class SessionCipher {
   private readonly current: DerivedKey;
   private readonly byKid: Map<string, DerivedKey>;
   private readonly context: string;
@@ -73,9 +57,9 @@ export class RecordCipher {
     return Buffer.from(`eoc1\u0000${this.context}\u0000${sid}`, 'utf8');
   }
 
-  /** Encrypts a record for one session; the result is a compact-shaped JWE string. */
-  async seal(sid: string, record: TokenRecord): Promise<string> {
-    const jwe = await new FlattenedEncrypt(Buffer.from(JSON.stringify(record), 'utf8'))
+  /** Encrypts a JSON value for one session; the result is a compact-shaped JWE string. */
+  async seal(sid: string, value: unknown): Promise<string> {
+    const jwe = await new FlattenedEncrypt(Buffer.from(JSON.stringify(value), 'utf8'))
       .setProtectedHeader({ alg: ALG, enc: ENC, kid: this.current.kid })
       .setAdditionalAuthenticatedData(this.aad(sid))
       .encrypt(await this.current.key);
@@ -93,8 +77,8 @@ export class RecordCipher {
     }
   }
 
-  /** Decrypts a record of the given session. Throws {@link RecordUnreadableError} for anything but a valid record. */
-  async open(sid: string, value: string): Promise<TokenRecord> {
+  /** Decrypts a value of the given session. Throws {@link RecordUnreadableError} for anything but valid JSON sealed for it. */
+  async open(sid: string, value: string): Promise<unknown> {
     const parts = value.split('.');
     if (parts.length !== 5 || parts[1] !== '') throw new RecordUnreadableError('malformed');
     const [protectedHeader, , iv, ciphertext, tag] = parts as [string, string, string, string, string];
@@ -110,31 +94,12 @@ export class RecordCipher {
     } catch {
       throw new RecordUnreadableError('decryption failed');
     }
-    let record: unknown;
     try {
-      record = JSON.parse(Buffer.from(plaintext).toString('utf8'));
+      return JSON.parse(Buffer.from(plaintext).toString('utf8')) as unknown;
     } catch {
       throw new RecordUnreadableError('not JSON');
     }
-    if (!isTokenRecord(record)) throw new RecordUnreadableError('wrong shape');
-    return record;
   }
-}
-
-function isTokenRecord(value: unknown): value is TokenRecord {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const r = value as Record<string, unknown>;
-  return (
-    typeof r.version === 'number' &&
-    typeof r.access_token === 'string' &&
-    typeof r.token_type === 'string' &&
-    typeof r.updated_at === 'number' &&
-    (r.expires_at === undefined || typeof r.expires_at === 'number') &&
-    (r.refresh_token === undefined || typeof r.refresh_token === 'string') &&
-    (r.id_token === undefined || typeof r.id_token === 'string') &&
-    (r.scope === undefined || typeof r.scope === 'string') &&
-    (r.sub === undefined || typeof r.sub === 'string')
-  );
 }
 
 /** 256-bit random value, base64url. */

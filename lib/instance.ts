@@ -3,7 +3,7 @@ import type { Configuration } from 'openid-client';
 import { AuthorizationServer } from './authorization-server.js';
 import { createAgents, type SharedAgents } from './client.js';
 import type { ResolvedConfig } from './config.js';
-import { RecordCipher } from './crypto.js';
+import { RecordCipher } from './token-record.js';
 import { OAuthError, ProviderError, providerNotLoaded } from './errors.js';
 import { OAuthEvents } from './events.js';
 import { withTimeout } from './util.js';

@@ -1,5 +1,6 @@
 import type { Configuration } from 'openid-client';
-import type { AuthorizationServer, TokenSet } from './authorization-server.js';
+import type { AuthorizationServer } from './authorization-server.js';
+import type { TokenSet } from './token-response.js';
 import type { ResolvedConfig } from './config.js';
 import { randomToken } from './crypto.js';
 import { LoginRequiredError, ProviderError, RefreshUnavailableError, providerNotLoaded } from './errors.js';

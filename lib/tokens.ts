@@ -1,6 +1,7 @@
-import type { TokenSet } from './authorization-server.js';
+import type { TokenSet } from './token-response.js';
 import type { ResolvedConfig } from './config.js';
-import { RecordUnreadableError, sha256, type RecordCipher, type TokenRecord } from './crypto.js';
+import { sha256 } from './crypto.js';
+import { RecordUnreadableError, buildRecord, isExpired, isExpiring, recordTtlMs, type RecordCipher, type TokenRecord } from './token-record.js';
 import { StoreUnavailableError } from './errors.js';
 import { errorMessage, withTimeout } from './util.js';
 import type { TokenStore } from './token-store/types.js';
@@ -12,14 +13,14 @@ export interface LoadedRecord {
 }
 
 const MAX_CACHE = 10_000;
-const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /** Correlation id for logs and events: a hash of the session id, never the id itself (it is a credential). */
 export const sessionTag = (sid: string) => sha256(sid).slice(0, 16);
 
 /**
- * Owns token records: encryption (through {@link RecordCipher}), bounded store calls, the short-lived
- * in-process cache, and expiry decisions. Refresh lives in `refresh.ts`.
+ * The one door to the token store: every store call bounded by `storeTimeout`, records sealed and opened
+ * through {@link RecordCipher}, the short-lived in-process cache, the refresh lock and single-use claims.
+ * The record itself (shape, building, expiry, TTL) is `token-record.ts`; refresh is `refresh.ts`.
  */
 export class TokenService {
   /** Short-lived decrypted records by session id (see `tokenCacheMs`); refreshed and cleared by this process's own writes. */
@@ -135,29 +136,11 @@ export class TokenService {
 
   /** Record built from a token response (login) or merged into the previous one (refresh). */
   buildRecord(tokens: TokenSet, previous?: TokenRecord): TokenRecord {
-    const now = nowSeconds();
-    const record: TokenRecord = {
-      version: (previous?.version ?? 0) + 1,
-      access_token: tokens.access_token,
-      token_type: tokens.token_type,
-      updated_at: now,
-    };
-    if (tokens.expires_in !== undefined) record.expires_at = now + tokens.expires_in;
-    const refresh = tokens.refresh_token ?? previous?.refresh_token;
-    if (refresh) record.refresh_token = refresh;
-    const idToken = tokens.id_token ?? previous?.id_token;
-    if (idToken) record.id_token = idToken;
-    const scope = tokens.scope ?? previous?.scope;
-    if (scope) record.scope = scope;
-    const sub = previous?.sub ?? tokens.sub;
-    if (sub) record.sub = sub;
-    return record;
+    return buildRecord(tokens, previous);
   }
 
-  /** How long the store keeps a record: the refresh token's life (tokenTtl), or the access token's. */
-  ttlMs(record: TokenRecord): number {
-    if (record.refresh_token || record.expires_at === undefined) return this.cfg.tokenTtl * 1000;
-    return Math.max(60, record.expires_at - nowSeconds() + 60) * 1000;
+  private ttlMs(record: TokenRecord): number {
+    return recordTtlMs(record, this.cfg.tokenTtl);
   }
 
   /** Writes a fresh record unconditionally (login). */
@@ -186,18 +169,12 @@ export class TokenService {
     await this.bounded('delete', () => this.store.delete(sid));
   }
 
-  private refreshWindow(record: TokenRecord): number {
-    if (record.expires_at === undefined) return 0;
-    // Never refresh earlier than half the token's life, so short-lived tokens do not refresh on every call.
-    return Math.min(this.cfg.refreshLeeway, Math.max(0, (record.expires_at - record.updated_at) / 2));
-  }
-
-  /** Expired, or about to within the refresh leeway. */
+  /** Expired, or about to within `refreshLeeway`. */
   isExpiring(record: TokenRecord): boolean {
-    return record.expires_at !== undefined && record.expires_at - this.refreshWindow(record) <= nowSeconds();
+    return isExpiring(record, this.cfg.refreshLeeway);
   }
 
   isExpired(record: TokenRecord): boolean {
-    return record.expires_at !== undefined && record.expires_at <= nowSeconds();
+    return isExpired(record);
   }
 }

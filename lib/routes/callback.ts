@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { TokenSet } from '../authorization-server.js';
+import type { TokenSet } from '../token-response.js';
 import { sha256 } from '../crypto.js';
 import { CallbackError, OAuthError, ProviderError, StoreUnavailableError, providerNotLoaded, safeOAuthErrorCode } from '../errors.js';
 import type { Instance } from '../instance.js';

@@ -17,7 +17,7 @@ import {
   type OAuthOptions,
   type TokenStore,
 } from '../../lib/index.js';
-import { RecordCipher, type TokenRecord } from '../../lib/crypto.js';
+import { RecordCipher, type TokenRecord } from '../../lib/token-record.js';
 import { TestBrowser, authorizeAtProvider } from './browser.js';
 import { CLIENT_ID, CLIENT_SECRET, startProvider, type ProviderOptions, type TestProvider } from './provider.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { RecordCipher } from '../../lib/crypto.js';
+import { RecordCipher } from '../../lib/token-record.js';
 import { TestBrowser } from '../helpers/browser.js';
 import { ENCRYPTION_KEY, createEnv, type TestEnv } from '../helpers/env.js';
 import { CLIENT_ID, CLIENT_SECRET } from '../helpers/provider.js';

@@ -3,7 +3,7 @@ import type { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
 import { hkdfSync } from 'node:crypto';
 import { FlattenedEncrypt } from 'jose';
-import { RecordCipher } from '../../lib/crypto.js';
+import { RecordCipher } from '../../lib/token-record.js';
 import { CLIENT_ID } from '../helpers/provider.js';
 
 const KEY_A = 'b9DpxsHnQ/R6vcDITVn4YiU146uL8OR5/4LxE2yjZfQ=';

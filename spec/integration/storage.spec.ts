@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
-import { RecordCipher } from '../../lib/crypto.js';
+import { RecordCipher } from '../../lib/token-record.js';
 import { CLIENT_ID } from '../helpers/provider.js';
 
 let env: TestEnv;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { MemoryTokenStore, RedisTokenStore, type TokenStore } from '../../lib/index.js';
-import { RecordCipher, type TokenRecord } from '../../lib/crypto.js';
+import { RecordCipher, type TokenRecord } from '../../lib/token-record.js';
 import { TokenService } from '../../lib/tokens.js';
 import { connectRedis, type Redis } from '../helpers/env.js';
 

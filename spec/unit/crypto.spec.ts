@@ -1,7 +1,7 @@
 import { createHash, hkdfSync } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { FlattenedEncrypt, flattenedDecrypt } from 'jose';
-import { RecordCipher, RecordUnreadableError, type TokenRecord } from '../../lib/crypto.js';
+import { RecordCipher, RecordUnreadableError, type TokenRecord } from '../../lib/token-record.js';
 
 // Known answers for rule 6 (keys derived from the configured secret with HKDF-SHA256; a key id in the header).
 const SECRET = 'kat-secret-0123456789-abcdefghijklmnopqrstuv';

@@ -16,7 +16,7 @@ import {
   type OAuthOptions,
   type ProviderPreset,
 } from '../../lib/index.js';
-import { RecordCipher, type TokenRecord } from '../../lib/crypto.js';
+import { RecordCipher, type TokenRecord } from '../../lib/token-record.js';
 import { TestBrowser } from '../helpers/browser.js';
 import { CapturedLogger } from '../helpers/env.js';
 

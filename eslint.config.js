@@ -11,6 +11,8 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       eqeqeq: ['error', 'smart'],
+      // The protocol lives behind AuthorizationServer: nothing else talks to openid-client.
+      'no-restricted-imports': ['error', { paths: [{ name: 'openid-client', message: 'Only lib/authorization-server.ts uses openid-client.' }] }],
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
@@ -18,6 +20,10 @@ export default tseslint.config(
       // their body has nothing to await (MemoryTokenStore).
       '@typescript-eslint/require-await': 'off',
     },
+  },
+  {
+    files: ['lib/authorization-server.ts'],
+    rules: { 'no-restricted-imports': 'off' },
   },
   {
     files: ['lib/return-to.ts'],

@@ -1,9 +1,21 @@
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
-import { ConfigError, ProviderError, providerNotLoaded, safeOAuthErrorCode, sanitizeCause } from './errors.js';
-import { causes, stripUndefined } from './util.js';
+import { randomToken } from './crypto.js';
+import { ConfigError, OAuthError, ProviderError, providerNotLoaded, safeOAuthErrorCode, sanitizeCause } from './errors.js';
+import { causes, stripUndefined, withTimeout } from './util.js';
 import { FetchNetworkError, FetchTimeoutError, FetchTooLargeError, createBoundedFetch } from './http.js';
 import { InvalidTokenResponseError, normalizeTokenResponse, toTokenSet, type TokenSet } from './token-response.js';
+
+/** A login just started: the URL to send the browser to, and what the callback will need (kept server-side). */
+export interface LoginStart {
+  url: URL;
+  state: string;
+  /** PKCE code verifier. */
+  verifier: string;
+  nonce: string | undefined;
+  /** The issuer the login goes to (RFC 9207 mix-up defence). */
+  issuer: string;
+}
 
 /** What the callback needs from a pending login transaction. */
 export interface CodeExchangeChecks {
@@ -74,8 +86,10 @@ function discoveryError(err: unknown): ProviderError {
 }
 
 /**
- * The protocol side: discovery, authorization URL, code exchange, refresh, revocation and end-session URL,
- * all through openid-client. Knows nothing of Express.
+ * The protocol, behind one door: discovery and its retries, the authorization URL with state, PKCE and
+ * nonce, code exchange, refresh, revocation and the end-session URL, all through openid-client. It owns
+ * the provider configuration: callers never see it (nor any openid-client type); a call that needs it
+ * before discovery has succeeded gets the 503 `provider_unavailable`. Knows nothing of Express.
  */
 export class AuthorizationServer {
   private configuration: client.Configuration | undefined;
@@ -197,99 +211,132 @@ export class AuthorizationServer {
     }
   }
 
-  private readyResolve!: (config: client.Configuration) => void;
+  private readyResolve!: () => void;
   private readyReject!: (err: Error) => void;
-  private readonly readyPromise = new Promise<client.Configuration>((resolve, reject) => {
+  private readonly readyPromise = new Promise<void>((resolve, reject) => {
     this.readyResolve = resolve;
     this.readyReject = reject;
   });
 
+  /** Reports a failed discovery: a final configuration error, or a fault retried in `retryInMs`. */
+  private logDiscovery(err: Error, retryInMs: number | undefined): void {
+    if (retryInMs === undefined) this.cfg.logger.error(err.message);
+    else this.cfg.logger.warn(`provider discovery failed (${err.message}); retrying in ${retryInMs} ms`);
+  }
+
+  private fail(err: ConfigError): never {
+    this.fatal = err;
+    this.logDiscovery(err, undefined);
+    this.readyReject(err);
+    throw err;
+  }
+
   /**
-   * Loads the provider's metadata. Failures are retried with backoff (1 s doubling to 60 s) and never
-   * cached; a metadata document whose `issuer` does not match is a configuration error and is final.
-   * While a retry is scheduled, callers get `provider_unavailable` at once instead of a new attempt.
+   * Loads the provider's metadata (one attempt, or joins the one under way). Failures are logged and
+   * retried with backoff (1 s doubling to 60 s), never cached; a metadata document whose `issuer` does not
+   * match is a configuration error and is final. While a retry is scheduled, callers get
+   * `provider_unavailable` at once instead of a new attempt.
    */
-  load(onError: (err: Error, retryInMs: number | undefined) => void): Promise<client.Configuration> {
-    if (this.configuration) return Promise.resolve(this.configuration);
+  load(): Promise<void> {
+    if (this.configuration) return Promise.resolve();
     if (this.fatal) return Promise.reject(this.fatal);
-    if (this.loading) return this.loading;
+    if (this.loading) return this.loading.then(() => {});
     if (this.retryTimer) return Promise.reject(providerNotLoaded());
     this.loading = this.discover().then(
       (config) => {
         this.configuration = config;
         this.loading = undefined;
-        this.readyResolve(config);
+        this.readyResolve();
         return config;
       },
       (err: unknown) => {
         this.loading = undefined;
+        if (err instanceof ConfigError) this.fail(err);
         const codes = causes(err).map((e) => (e as { code?: unknown }).code);
-        if (err instanceof ConfigError) {
-          this.fatal = err;
-          onError(this.fatal, undefined);
-          this.readyReject(this.fatal);
-          throw this.fatal;
-        }
         if (codes.includes('OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') || codes.includes('OAUTH_INVALID_SERVER_METADATA')) {
-          this.fatal = new ConfigError(
-            `oauth(): discovery of \`issuer\` ${this.cfg.issuer} returned metadata for another issuer (or invalid metadata): set \`issuer\` to the provider's exact issuer identifier.`,
+          this.fail(
+            new ConfigError(
+              `oauth(): discovery of \`issuer\` ${this.cfg.issuer} returned metadata for another issuer (or invalid metadata): set \`issuer\` to the provider's exact issuer identifier.`,
+            ),
           );
-          onError(this.fatal, undefined);
-          this.readyReject(this.fatal);
-          throw this.fatal;
         }
         const delay = Math.min(60_000, 1000 * 2 ** this.attempt++);
-        onError(discoveryError(err), delay);
+        this.logDiscovery(discoveryError(err), delay);
         this.retryTimer = setTimeout(() => {
           this.retryTimer = undefined;
-          this.load(onError).catch(() => {});
+          this.load().catch(() => {});
         }, delay);
         this.retryTimer.unref();
         throw providerNotLoaded();
       },
     );
-    return this.loading;
+    return this.loading.then(() => {});
   }
 
   /** Resolves when discovery first succeeds (it keeps retrying); rejects on a configuration error. */
-  whenLoaded(onError: (err: Error, retryInMs: number | undefined) => void): Promise<client.Configuration> {
-    this.load(onError).catch(() => {});
+  whenLoaded(): Promise<void> {
+    this.load().catch(() => {});
     return this.readyPromise;
   }
 
-  /** The loaded configuration, or undefined while discovery has not succeeded. */
-  get loaded(): client.Configuration | undefined {
+  /** Whether the provider's metadata is loaded (the protocol calls below need it). */
+  get isLoaded(): boolean {
+    return this.configuration !== undefined;
+  }
+
+  /** The loaded configuration, or the 503 `provider_unavailable` while discovery has not succeeded. */
+  private require(): client.Configuration {
+    if (!this.configuration) throw providerNotLoaded();
     return this.configuration;
   }
 
-  /** Whether the provider advertises RFC 9207 `iss` in authorization responses. */
-  issParameterSupported(config: client.Configuration): boolean {
-    return config.serverMetadata().authorization_response_iss_parameter_supported === true;
+  /**
+   * For a request that needs the provider now (a login): waits for discovery at most `httpTimeout`,
+   * then 503. A configuration error stays in the logs; the browser gets a 503 that does not invite quick
+   * retries.
+   */
+  async ensureLoaded(): Promise<void> {
+    if (this.configuration) return;
+    await withTimeout(this.load(), this.cfg.httpTimeout, providerNotLoaded).catch((err) => {
+      if (err instanceof OAuthError && err.code !== 'config_invalid') throw err;
+      throw new ProviderError('provider_unavailable', 'The identity provider is not configured correctly.', { retryAfter: 30 });
+    });
   }
 
-  authorizationUrl(config: client.Configuration, p: { state: string; codeChallenge: string; nonce: string | undefined }): URL {
+  /** Whether the provider advertises RFC 9207 `iss` in authorization responses. */
+  issParameterSupported(): boolean {
+    return this.require().serverMetadata().authorization_response_iss_parameter_supported === true;
+  }
+
+  /**
+   * Starts a login (RFC 6749 §4.1.1 with RFC 7636 PKCE S256, and an OpenID Connect nonce when `openid` is in
+   * scope): fresh `state`, verifier and nonce, and the authorization URL. The caller keeps everything but
+   * the URL server-side until the callback.
+   */
+  async beginLogin(): Promise<LoginStart> {
+    const config = this.require();
+    const state = randomToken(32);
+    const verifier = client.randomPKCECodeVerifier();
+    const nonce = this.cfg.openid ? randomToken(32) : undefined;
     const params: Record<string, string> = {
       ...this.cfg.authorizationParams,
       response_type: 'code',
       redirect_uri: this.cfg.redirectUri,
-      state: p.state,
-      code_challenge: p.codeChallenge,
+      state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
     };
     if (this.cfg.scope) params.scope = this.cfg.scope;
-    if (p.nonce) params.nonce = p.nonce;
-    return client.buildAuthorizationUrl(config, params);
+    if (nonce) params.nonce = nonce;
+    return { url: client.buildAuthorizationUrl(config, params), state, verifier, nonce, issuer: this.issuer };
   }
 
   /**
-   * Exchanges the code. `params` holds only the already-validated `code`, `state` and `iss`; the
-   * redirect_uri sent is the configured one, never derived from the request.
+   * Exchanges the code (RFC 6749 §4.1.3). `params` holds only the already-validated `code`, `state` and
+   * `iss`; the redirect_uri sent is the configured one, never derived from the request.
    */
-  async exchangeCode(
-    config: client.Configuration,
-    params: { code: string; state: string; iss?: string },
-    checks: CodeExchangeChecks,
-  ): Promise<TokenSet> {
+  async exchangeCode(params: { code: string; state: string; iss?: string }, checks: CodeExchangeChecks): Promise<TokenSet> {
+    const config = this.require();
     const currentUrl = new URL(this.cfg.redirectUri);
     currentUrl.searchParams.set('code', params.code);
     currentUrl.searchParams.set('state', params.state);
@@ -308,7 +355,9 @@ export class AuthorizationServer {
     return toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims);
   }
 
-  async refresh(config: client.Configuration, refreshToken: string): Promise<TokenSet> {
+  /** Refresh (RFC 6749 §6). */
+  async refresh(refreshToken: string): Promise<TokenSet> {
+    const config = this.require();
     let res;
     try {
       res = await client.refreshTokenGrant(config, refreshToken);
@@ -319,7 +368,8 @@ export class AuthorizationServer {
   }
 
   /** RFC 7009 revocation; resolves false when the provider has no revocation endpoint. */
-  async revoke(config: client.Configuration, token: string, hint: 'refresh_token' | 'access_token'): Promise<boolean> {
+  async revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<boolean> {
+    const config = this.require();
     if (!config.serverMetadata().revocation_endpoint) return false;
     try {
       await client.tokenRevocation(config, token, { token_type_hint: hint });
@@ -329,18 +379,46 @@ export class AuthorizationServer {
     }
   }
 
-  /** RP-initiated logout URL, when the provider has an end-session endpoint. */
-  endSessionUrl(config: client.Configuration, idTokenHint: string | undefined, postLogoutRedirectUri: string | undefined): URL | undefined {
-    if (!config.serverMetadata().end_session_endpoint) return undefined;
+  /**
+   * Revokes the refresh token, then the access token (RFC 7009), each within a short deadline. Never
+   * throws: logout and failed logins complete whatever the provider does. False when nothing was revoked
+   * (no metadata yet, no revocation endpoint, a failure).
+   */
+  async revokeQuietly(refreshToken: string | undefined, accessToken: string | undefined): Promise<boolean> {
+    if (!this.configuration) return false;
+    let ok = false;
+    const deadline = Math.min(this.cfg.httpTimeout, 3000);
+    for (const [token, hint] of [
+      [refreshToken, 'refresh_token'],
+      [accessToken, 'access_token'],
+    ] as const) {
+      if (!token) continue;
+      try {
+        ok = (await withTimeout(this.revoke(token, hint), deadline, () => new Error('revocation timed out'))) || ok;
+      } catch (err) {
+        this.cfg.logger.warn('token revocation failed; the local logout completes anyway', {
+          hint,
+          error: err instanceof OAuthError ? err.code : 'timeout',
+        });
+        ok = false;
+        break;
+      }
+    }
+    return ok;
+  }
+
+  /** RP-initiated logout URL, when the metadata is loaded and the provider has an end-session endpoint. */
+  endSessionUrl(idTokenHint: string | undefined, postLogoutRedirectUri: string | undefined): URL | undefined {
+    const config = this.configuration;
+    if (!config?.serverMetadata().end_session_endpoint) return undefined;
     const params: Record<string, string> = {};
     if (idTokenHint) params.id_token_hint = idTokenHint;
     if (postLogoutRedirectUri) params.post_logout_redirect_uri = postLogoutRedirectUri;
     return client.buildEndSessionUrl(config, params);
   }
 
+  /** Stops background work (discovery retries). */
   stop(): void {
     clearTimeout(this.retryTimer);
   }
 }
-
-export { client as openidClient };

@@ -5,6 +5,7 @@ import { OAuthError, createOAuthError } from './errors.js';
 import { renderOAuthError } from './render.js';
 import { installRequestAccessors, setState } from './request-state.js';
 import type { OAuthEvents } from './events.js';
+import { createReadiness } from './readiness.js';
 import { Instance } from './instance.js';
 import { createCookieChecks } from './cookie-checks.js';
 import { guardSessionStore } from './session-guard.js';
@@ -66,7 +67,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   const { paths } = cfg;
   const checkCookies = createCookieChecks(cfg);
   // Start discovery now; failures are retried in the background and reported through the logger.
-  instance.loadProvider().catch(() => {});
+  instance.server.load().catch(() => {});
 
   const routes: Record<string, { method: string; handler: (i: Instance, req: Request, res: Response) => Promise<void> }> = {
     [paths.login]: { method: 'GET', handler: handleLogin },
@@ -126,55 +127,11 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
       cfg.logger.error(`${req.path}: unexpected error`, { error: err instanceof Error ? err.name : typeof err });
       next(err);
     });
-  } as OAuthMiddleware;
+  };
 
-  const ping = () => instance.tokens.ping();
-
-  Object.defineProperties(middleware, {
-    events: { value: instance.events, enumerable: true },
-    ready: {
-      value: async () => {
-        await instance.whenProviderLoaded();
-        // Wait for the token store too (Redis may still be starting), retrying with a bounded backoff.
-        for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
-          try {
-            return await ping();
-          } catch {
-            cfg.logger.warn(`token store not answering; retrying in ${delay} ms`);
-            await new Promise((r) => setTimeout(r, delay));
-          }
-        }
-      },
-    },
-    isReady: {
-      value: async () => {
-        if (!instance.server.loaded) {
-          await instance.loadProvider().catch(() => {});
-          if (!instance.server.loaded) return false;
-        }
-        return ping().then(
-          () => true,
-          () => false,
-        );
-      },
-    },
-    readinessHandler: {
-      value: (): RequestHandler =>
-        function oauthReadiness(_req, res) {
-          void middleware.isReady().then((ok) => {
-            res.setHeader('Cache-Control', 'no-store');
-            if (!ok) res.setHeader('Retry-After', '5');
-            res.status(ok ? 200 : 503).json({ ready: ok });
-          });
-        },
-    },
-    close: {
-      value: () => {
-        instance.server.stop();
-        instance.agents.http.destroy();
-        instance.agents.https.destroy();
-      },
-    },
+  return Object.assign(middleware, {
+    ...createReadiness(instance.server, instance.tokens, cfg.logger),
+    events: instance.events,
+    close: () => instance.close(),
   });
-  return middleware;
 }

@@ -1,4 +1,3 @@
-import type { Configuration } from 'openid-client';
 import type { AuthorizationServer } from './authorization-server.js';
 import type { TokenSet } from './token-response.js';
 import type { ResolvedConfig } from './config.js';
@@ -28,12 +27,6 @@ export class Refresher {
     private readonly tokens: TokenService,
     private readonly server: AuthorizationServer,
     private readonly events: OAuthEvents,
-    /** Revokes tokens nobody will store (best effort, never throws). */
-    private readonly revokeOrphaned: (
-      config: Configuration,
-      refreshToken: string | undefined,
-      accessToken: string,
-    ) => Promise<unknown> = async () => {},
   ) {
     // The longest a live holder can take: re-read, token request, JWKS fetch (new signing key), write.
     const worstCase = 2 * cfg.httpTimeout + 3 * cfg.storeTimeout;
@@ -51,7 +44,7 @@ export class Refresher {
    * Returns a record with an access token worth sending, refreshing when it is expiring or was rejected.
    * `loaded` is what the caller already read in this request.
    */
-  async ensureFresh(config: Configuration | undefined, sid: string, loaded: LoadedRecord, options: AccessTokenOptions = {}): Promise<LoadedRecord> {
+  async ensureFresh(sid: string, loaded: LoadedRecord, options: AccessTokenOptions = {}): Promise<LoadedRecord> {
     const { record } = loaded;
     const rejected = options.rejected;
     if (rejected === undefined ? !this.tokens.isExpiring(record) : record.access_token !== rejected) return loaded;
@@ -63,14 +56,14 @@ export class Refresher {
         rejected === undefined ? 'The access token expired and cannot be refreshed.' : 'The API rejected the access token.',
       );
     }
-    if (!config) {
+    if (!this.server.isLoaded) {
       if (!this.tokens.isExpired(record) && rejected === undefined) return loaded;
       throw providerNotLoaded();
     }
     const key = `${sid}\u0000${rejected ?? ''}`;
     let flight = this.inflight.get(key);
     if (!flight) {
-      flight = this.refreshLocked(config, sid, loaded, rejected)
+      flight = this.refreshLocked(sid, loaded, rejected)
         .then(
           (fresh) => {
             this.tokens.remember(sid, fresh);
@@ -88,7 +81,7 @@ export class Refresher {
   }
 
   /** Takes the cross-process lock, or waits for its holder's result. */
-  private async refreshLocked(config: Configuration, sid: string, seen: LoadedRecord, rejected: string | undefined): Promise<LoadedRecord> {
+  private async refreshLocked(sid: string, seen: LoadedRecord, rejected: string | undefined): Promise<LoadedRecord> {
     const owner = randomToken(16);
     const giveUpAt = Date.now() + this.waitLimit;
     let pause = 10;
@@ -98,7 +91,7 @@ export class Refresher {
           const current = await this.tokens.read(sid);
           if (!current) throw new LoginRequiredError('The login ended in another request.');
           if (current.raw !== seen.raw && this.usable(current, rejected)) return current;
-          return await this.refreshNow(config, sid, current);
+          return await this.refreshNow(sid, current);
         } finally {
           await this.tokens.unlock(sid, owner).catch(() => {});
         }
@@ -118,13 +111,13 @@ export class Refresher {
   }
 
   /** The refresh itself, under the lock, on the record just re-read. */
-  private async refreshNow(config: Configuration, sid: string, current: LoadedRecord): Promise<LoadedRecord> {
+  private async refreshNow(sid: string, current: LoadedRecord): Promise<LoadedRecord> {
     const started = Date.now();
     const session = sessionTag(sid);
     const sub = current.record.sub;
     let tokens: TokenSet;
     try {
-      tokens = await this.server.refresh(config, current.record.refresh_token!);
+      tokens = await this.server.refresh(current.record.refresh_token!);
     } catch (err) {
       const perr = err instanceof ProviderError ? err : new ProviderError('token_endpoint_error', 'Refresh failed.');
       const reason = perr.oauthError ?? (perr.code === 'token_endpoint_timeout' ? 'timeout' : perr.transient ? 'unavailable' : perr.code);
@@ -156,7 +149,7 @@ export class Refresher {
         // is final. Revoke them (a new refresh token would otherwise stay live at the provider) and
         // answer as logged out.
         this.events.emit('refresh_failed', { session, sub, reason: 'logged_out', durationMs: Date.now() - started });
-        void this.revokeOrphaned(config, tokens.refresh_token, tokens.access_token);
+        void this.server.revokeQuietly(tokens.refresh_token, tokens.access_token);
         throw new LoginRequiredError('The login ended while the tokens were being refreshed.');
       }
       // Someone wrote after we read (only possible if our lease ran out): theirs is newer, keep it.

@@ -54,7 +54,7 @@ export class RequestTokens {
     try {
       const current = await this.record();
       if (!current) throw new LoginRequiredError();
-      const fresh = await this.instance.refresher.ensureFresh(this.instance.server.loaded, this.sid, current, options);
+      const fresh = await this.instance.refresher.ensureFresh(this.sid, current, options);
       if (fresh !== current) this.loaded = Promise.resolve(fresh);
       return fresh.record.access_token;
     } catch (err) {

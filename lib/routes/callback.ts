@@ -66,8 +66,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
   if (!state) throw invalid('missing state');
   // Without provider metadata the login cannot finish now: answer 503 before consuming the transaction,
   // so the same callback can be retried.
-  const config = server.loaded;
-  if (!config) throw providerNotLoaded();
+  if (!server.isLoaded) throw providerNotLoaded();
 
   // 2. Find the transaction this browser started, by a hash of the state.
   const data = sreq.session.oauth;
@@ -85,7 +84,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
 
   // 4. RFC 9207: the response must come from the issuer this login was sent to.
   const iss = params.get('iss');
-  if (iss !== null ? iss !== tx.issuer : server.issParameterSupported(config)) throw invalid('issuer mismatch');
+  if (iss !== null ? iss !== tx.issuer : server.issParameterSupported()) throw invalid('issuer mismatch');
 
   // 5. Only now look at an error from the provider. Its description is never reflected.
   const error = params.get('error');
@@ -114,7 +113,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
 
   let tokenSet: TokenSet;
   try {
-    tokenSet = await server.exchangeCode(config, iss === null ? { code, state } : { code, state, iss }, {
+    tokenSet = await server.exchangeCode(iss === null ? { code, state } : { code, state, iss }, {
       state,
       codeVerifier: tx.verifier,
       nonce: tx.nonce,
@@ -145,7 +144,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
     await saveSession(sreq, cfg.storeTimeout);
   } catch (err) {
     // The tokens could not be kept: do not leave a live grant behind.
-    void instance.revokeQuietly(config, tokenSet.refresh_token, tokenSet.access_token);
+    void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
   await tokens.remove(oldSid).catch(() => {}); // best effort: the old session id no longer exists anyway

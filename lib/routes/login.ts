@@ -1,6 +1,5 @@
 import type { Request, Response } from 'express';
-import { calculatePKCECodeChallenge, randomPKCECodeVerifier } from 'openid-client';
-import { randomToken, sha256 } from '../crypto.js';
+import { sha256 } from '../crypto.js';
 import { createOAuthError } from '../errors.js';
 import { safeReturnTo } from '../return-to.js';
 import { TX_TTL_MS, addPending, defaultSameSite, hasAppFields, saveSession, type PendingLogin } from '../session.js';
@@ -19,16 +18,14 @@ import { rawQueryParams } from '../query.js';
 export async function handleLogin(instance: Instance, req: Request, res: Response): Promise<void> {
   const { cfg, server } = instance;
   const sreq = instance.session(req);
-  const config = await instance.providerConfig();
+  await server.ensureLoaded();
 
   const params = rawQueryParams(req, 4096);
   const returnToValues = params?.getAll('returnTo') ?? [];
   const returnTo = returnToValues.length === 1 ? safeReturnTo(returnToValues[0], cfg.appOrigin) : '/';
 
-  const state = randomToken(32);
-  const verifier = randomPKCECodeVerifier();
-  const nonce = cfg.openid ? randomToken(32) : undefined;
-  const pending: PendingLogin = { verifier, issuer: server.issuer, returnTo, createdAt: Date.now() };
+  const { url, state, verifier, nonce, issuer } = await server.beginLogin();
+  const pending: PendingLogin = { verifier, issuer, returnTo, createdAt: Date.now() };
   if (nonce) pending.nonce = nonce;
   if (req.headers['sec-fetch-site'] === 'cross-site') pending.crossSite = true;
 
@@ -58,6 +55,5 @@ export async function handleLogin(instance: Instance, req: Request, res: Respons
     throw err;
   }
 
-  const url = server.authorizationUrl(config, { state, codeChallenge: await calculatePKCECodeChallenge(verifier), nonce });
   res.redirect(302, url.href);
 }

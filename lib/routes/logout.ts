@@ -34,12 +34,7 @@ export async function handleLogout(instance: Instance, req: Request, res: Respon
   const sid = sreq.sessionID;
   const sub = sreq.session.oauth?.user?.sub;
   const loaded = await tokens.read(sid);
-  const config = server.loaded;
-
-  let revoked = false;
-  if (loaded && config) {
-    revoked = await instance.revokeQuietly(config, loaded.record.refresh_token, loaded.record.access_token);
-  }
+  const revoked = loaded ? await server.revokeQuietly(loaded.record.refresh_token, loaded.record.access_token) : false;
   await tokens.remove(sid);
   await destroySession(sreq, cfg.storeTimeout);
   res.clearCookie(cfg.sessionCookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
@@ -48,6 +43,6 @@ export async function handleLogout(instance: Instance, req: Request, res: Respon
   if (wantsJson(req)) return void res.status(204).end();
   const params = rawQueryParams(req, 4096);
   const returnTo = params?.getAll('returnTo').length === 1 ? safeReturnTo(params.get('returnTo'), cfg.appOrigin) : undefined;
-  const endSession = config ? server.endSessionUrl(config, loaded?.record.id_token, cfg.postLogoutRedirectUri) : undefined;
+  const endSession = server.endSessionUrl(loaded?.record.id_token, cfg.postLogoutRedirectUri);
   res.redirect(302, endSession?.href ?? returnTo ?? cfg.postLogoutRedirectUri ?? '/');
 }

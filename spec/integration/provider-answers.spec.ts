@@ -175,7 +175,6 @@ describe('D: provider `error` values reach errors only as safe codes (issue 9 it
   const secret = 'client-secret: "invalid_grant" with spaces';
   let hostile: Awaited<ReturnType<typeof hostileEndpoint>>;
   let server: AuthorizationServer;
-  let config: Awaited<ReturnType<AuthorizationServer['load']>>;
 
   beforeAll(async () => {
     hostile = await hostileEndpoint();
@@ -193,7 +192,7 @@ describe('D: provider `error` values reach errors only as safe codes (issue 9 it
       httpTimeout: 2000,
     });
     server = new AuthorizationServer(cfg);
-    config = await server.load(() => {});
+    await server.load();
   });
   afterAll(async () => {
     server?.stop();
@@ -203,9 +202,9 @@ describe('D: provider `error` values reach errors only as safe codes (issue 9 it
   const refreshToken = 'rt-Zk3vX9QpL2mN8bW4cY7dT1fH6jR0sA5e';
   const code = 'code-Hq8LmN2pX7vB4zK9wR3tY6uE1oI5aS0d';
   const operations: Array<[string, () => Promise<unknown>]> = [
-    ['code exchange', () => server.exchangeCode(config, { code, state: 's' }, { state: 's', codeVerifier: 'v'.repeat(43), nonce: undefined })],
-    ['refresh', () => server.refresh(config, refreshToken)],
-    ['revocation', () => server.revoke(config, refreshToken, 'refresh_token')],
+    ['code exchange', () => server.exchangeCode({ code, state: 's' }, { state: 's', codeVerifier: 'v'.repeat(43), nonce: undefined })],
+    ['refresh', () => server.refresh(refreshToken)],
+    ['revocation', () => server.revoke(refreshToken, 'refresh_token')],
   ];
   const sentCredential = (form: URLSearchParams, clientSecret: string) =>
     form.get('code') ?? form.get('refresh_token') ?? form.get('token') ?? clientSecret;

@@ -1,4 +1,6 @@
 import { ConfigError } from './errors.js';
+import { MIN_KEY_BITS, estimateKeyBits } from './key-strength.js';
+import { ROUTES, ROUTE_NAMES, type RouteName } from './routes/table.js';
 import { safeReturnTo } from './return-to.js';
 import type { Logger, OAuthOptions } from './types.js';
 import type { TokenStore } from './token-store/types.js';
@@ -77,7 +79,7 @@ export interface ResolvedConfig {
   apiBaseUrl: string;
   tokenStore: TokenStore;
   encryptionKeys: string[];
-  paths: { login: string; callback: string; logout: string };
+  paths: Record<RouteName, string>;
   tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post';
   authorizationParams: Record<string, string>;
   httpTimeout: number;
@@ -168,179 +170,79 @@ function pathOption(name: string, value: unknown, fallback: string): string {
   return value;
 }
 
-/** Bits a secret must be estimated to hold to be accepted as `encryptionKey` (256 bits of HKDF input key). */
-export const MIN_KEY_BITS = 128;
+type Endpoints = Pick<ResolvedConfig, 'issuer' | 'endpoints'>;
 
-const KEYBOARD_ROWS = [
-  'qwertyuiop',
-  'asdfghjkl',
-  'zxcvbnm',
-  '1234567890',
-  '!@#$%^&*()',
-  'qwertzuiop',
-  'azertyuiop',
-  'yxcvbnm',
-  // Column walks.
-  '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik,9ol.0p;/',
-  '!qaz@wsx#edc$rfv%tgb^yhn&ujm*ik<(ol>)p:?',
-];
-const KEYBOARD = [...KEYBOARD_ROWS, ...KEYBOARD_ROWS.map((r) => [...r].reverse().join(''))];
-
-/** Size of the alphabet the characters of `s` appear to come from (hex keys count as 16). */
-function alphabetSize(s: string): number {
-  if (/^[0-9a-f]+$/.test(s) || /^[0-9A-F]+$/.test(s)) return 16;
-  let pool = 0;
-  if (/[a-z]/.test(s)) pool += 26;
-  if (/[A-Z]/.test(s)) pool += 26;
-  if (/[0-9]/.test(s)) pool += 10;
-  if (/[\x20-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/.test(s)) pool += 33;
-  if (/[^\x20-\x7e]/.test(s)) pool += 100;
-  return Math.max(pool, 2);
-}
-
-/**
- * Bits of `s` when it is read as literal characters, runs and repeats, left to right: at each position
- * the longest of a repeat of earlier text, an alphabet or digit run (`abcd`, `9876`) or a keyboard run
- * (`qwerty`) of 3 or more characters costs a few bits for its position and length; any other character
- * costs log2 of the alphabet.
- */
-function patternBits(s: string, pool: number): number {
-  const perChar = Math.log2(pool);
-  let bits = 0;
-  let i = 0;
-  while (i < s.length) {
-    let best = 0;
-    let cost = perChar;
-    // A repeat of text seen before (overlapping allowed: "aaaa", "abcabcabc").
-    let len = 0;
-    while (i + len < s.length && s.indexOf(s.slice(i, i + len + 1)) < i) len++;
-    if (len >= 3) [best, cost] = [len, 1 + Math.log2(i + 1) + Math.log2(len)];
-    // A run with a constant step of +1 or -1 (alphabet, digits).
-    const step = s.charCodeAt(i + 1) - s.charCodeAt(i);
-    if (step === 1 || step === -1) {
-      let run = 2;
-      while (i + run < s.length && s.charCodeAt(i + run) - s.charCodeAt(i + run - 1) === step) run++;
-      if (run >= 3 && run > best) [best, cost] = [run, perChar + 1 + Math.log2(run)];
-    }
-    // A run along a keyboard row, either way.
-    let kb = 0;
-    while (i + kb < s.length && KEYBOARD.some((row) => row.includes(s.slice(i, i + kb + 1).toLowerCase()))) kb++;
-    if (kb >= 3 && kb > best) [best, cost] = [kb, 7 + Math.log2(kb)];
-    bits += cost;
-    i += Math.max(best, 1);
-  }
-  return bits;
-}
-
-/** Letters that read like a word of a language (enough vowels), e.g. `horse`, `encryptionkey`. */
-const wordLike = (t: string) => t.length >= 3 && /^[a-z]+$/.test(t) && (t.match(/[aeiou]/g)?.length ?? 0) / t.length >= 0.25;
-
-/**
- * Bits of `s` read as words: split at separators, digits and case changes; a token that reads like
- * words costs about 2.3 bits a letter (some 11 bits a word of a passphrase list), a token seen before a
- * few bits, separators 2 bits, anything else its {@link patternBits}.
- */
-function wordBits(s: string, pool: number): number {
-  const tokens = s.match(/[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+|[^A-Za-z0-9]/g) ?? [];
-  const seen = new Set<string>();
-  let bits = 0;
-  for (const token of tokens) {
-    const lower = token.toLowerCase();
-    if (seen.has(lower)) bits += 1 + Math.log2(seen.size + 1);
-    else if (/^[\s\-_.,:;|~]$/.test(token)) bits += 2;
-    else bits += Math.min(patternBits(token, pool), wordLike(lower) ? 2.3 * lower.length : Infinity);
-    seen.add(lower);
-  }
-  return bits;
-}
-
-/**
- * A conservative estimate of the entropy of a secret, in bits: the least of a character-class estimate
- * (length × log2 of the alphabet), a pattern estimate (repeats, alphabet, digit and keyboard runs) and a
- * word estimate (passphrases). Base64, base64url or hex of 32 random bytes estimate far above
- * {@link MIN_KEY_BITS}; passphrases of words and repeated patterns far below.
- */
-export function estimateKeyBits(key: string): number {
-  const pool = alphabetSize(key);
-  return Math.min(key.length * Math.log2(pool), patternBits(key, pool), wordBits(key, pool));
-}
-
-/** Validates the options of `oauth()` once, at startup, and returns the resolved configuration. */
-export function resolveConfig(options: OAuthOptions): ResolvedConfig {
-  if (typeof options !== 'object' || options === null) fail('expects an options object.');
-  for (const key of Object.keys(options)) {
-    if (!(key in OPTION_KEYS)) fail(`unknown option \`${key}\`.${didYouMean(key)}`);
-  }
-  const allowInsecureHttp = options.allowInsecureHttp === true;
-
-  if (typeof options.clientId !== 'string' || options.clientId.length === 0) {
-    fail('`clientId` is required: the client identifier registered at the provider.');
-  }
-  if (typeof options.clientSecret !== 'string' || options.clientSecret.length === 0) {
-    fail('`clientSecret` is required: this package is a confidential client (set it from an environment variable, never in code).');
-  }
-
-  const explicit = options.authorizationEndpoint !== undefined || options.tokenEndpoint !== undefined;
-  let endpoints: ExplicitEndpoints | undefined;
+/** `issuer` (discovery) or explicit endpoints (plain OAuth 2.0 providers). */
+function resolveEndpoints(options: OAuthOptions, allowInsecureHttp: boolean): Endpoints {
   let issuer: string | undefined;
   if (options.issuer !== undefined) {
     // The issuer identifier is compared as an exact string (discovery, `iss`, ID tokens): keep it as given.
     parseUrlOption('issuer', options.issuer, allowInsecureHttp);
     issuer = options.issuer;
   }
-  if (explicit) {
-    if (options.authorizationEndpoint === undefined || options.tokenEndpoint === undefined) {
-      fail('`authorizationEndpoint` and `tokenEndpoint` go together: give both, or give only `issuer` to use discovery.');
-    }
-    const opt = (name: keyof OAuthOptions) => {
-      const v = options[name];
-      return v === undefined ? undefined : parseUrlOption(name, v, allowInsecureHttp).href;
-    };
-    endpoints = {
-      authorization_endpoint: opt('authorizationEndpoint')!,
-      token_endpoint: opt('tokenEndpoint')!,
-      revocation_endpoint: opt('revocationEndpoint'),
-      userinfo_endpoint: opt('userinfoEndpoint'),
-      end_session_endpoint: opt('endSessionEndpoint'),
-      jwks_uri: opt('jwksUri'),
-    };
-  } else {
+  if (options.authorizationEndpoint === undefined && options.tokenEndpoint === undefined) {
     for (const name of ['revocationEndpoint', 'userinfoEndpoint', 'endSessionEndpoint', 'jwksUri'] as const) {
       if (options[name] !== undefined) fail(`\`${name}\` is only used with explicit endpoints; with discovery it comes from the issuer's metadata.`);
     }
     if (issuer === undefined) fail('`issuer` is required (discovery), or give `authorizationEndpoint` and `tokenEndpoint` explicitly.');
+    return { issuer, endpoints: undefined };
   }
-
-  const redirect = parseUrlOption('redirectUri', options.redirectUri, allowInsecureHttp);
-  if (redirect.hash || redirect.search) fail('`redirectUri` must not have a query or fragment.');
-  if (redirect.href !== options.redirectUri) {
-    fail(`\`redirectUri\` must be written in normalized form so it is sent byte-for-byte: use ${JSON.stringify(redirect.href)}.`);
+  if (options.authorizationEndpoint === undefined || options.tokenEndpoint === undefined) {
+    fail('`authorizationEndpoint` and `tokenEndpoint` go together: give both, or give only `issuer` to use discovery.');
   }
+  const opt = (name: keyof OAuthOptions) => {
+    const v = options[name];
+    return v === undefined ? undefined : parseUrlOption(name, v, allowInsecureHttp).href;
+  };
+  const endpoints: ExplicitEndpoints = {
+    authorization_endpoint: opt('authorizationEndpoint')!,
+    token_endpoint: opt('tokenEndpoint')!,
+    revocation_endpoint: opt('revocationEndpoint'),
+    userinfo_endpoint: opt('userinfoEndpoint'),
+    end_session_endpoint: opt('endSessionEndpoint'),
+    jwks_uri: opt('jwksUri'),
+  };
+  return { issuer, endpoints };
+}
 
+/** `scope`: default `openid` with discovery, none with explicit endpoints; ID tokens need a way to be validated. */
+function resolveScope(options: OAuthOptions, { issuer, endpoints }: Endpoints): Pick<ResolvedConfig, 'scope' | 'openid'> {
   let scopeList: string[];
-  if (options.scope === undefined) scopeList = issuer !== undefined && !explicit ? ['openid'] : [];
+  if (options.scope === undefined) scopeList = issuer !== undefined && !endpoints ? ['openid'] : [];
   else if (typeof options.scope === 'string') scopeList = options.scope.split(' ').filter(Boolean);
   else if (Array.isArray(options.scope) && options.scope.every((s) => typeof s === 'string')) scopeList = options.scope;
   else fail('`scope` must be a space-separated string or an array of strings.');
   if (scopeList.some((s) => /[\s"\\]/.test(s) || s.length === 0)) fail('`scope` values must not contain spaces, quotes or backslashes.');
   const openid = scopeList.includes('openid');
-  if (openid && explicit && !options.jwksUri) {
+  if (openid && endpoints && !options.jwksUri) {
     fail('`openid` is in `scope` with explicit endpoints: give `jwksUri` (and `issuer`) so ID tokens can be validated, or use discovery.');
   }
-  if (openid && explicit && !issuer) fail('`openid` is in `scope` with explicit endpoints: give `issuer` so ID tokens can be validated.');
+  if (openid && endpoints && !issuer) fail('`openid` is in `scope` with explicit endpoints: give `issuer` so ID tokens can be validated.');
+  return { scope: scopeList.join(' '), openid };
+}
 
+/** `apiBaseUrl`: the only origins `req.oauthClient` ever sends the token to. */
+function resolveApiOrigins(options: OAuthOptions, allowInsecureHttp: boolean): Pick<ResolvedConfig, 'apiOrigins' | 'apiBaseUrl'> {
   const apiList = Array.isArray(options.apiBaseUrl) ? options.apiBaseUrl : [options.apiBaseUrl];
   if (apiList.length === 0 || options.apiBaseUrl === undefined) {
     fail("`apiBaseUrl` is required: the base URL(s) of the API the user's token is sent to (nothing else receives it).");
   }
   const apiUrls = apiList.map((u, i) => parseUrlOption(apiList.length > 1 ? `apiBaseUrl[${i}]` : 'apiBaseUrl', u, allowInsecureHttp));
+  return { apiOrigins: new Set(apiUrls.map((u) => u.origin)), apiBaseUrl: apiUrls[0]!.href };
+}
 
+const STORE_METHODS = ['get', 'set', 'replace', 'deleteIf', 'delete', 'lock', 'unlock'] as const;
+
+function resolveTokenStore(options: OAuthOptions): TokenStore {
   const store = options.tokenStore as TokenStore | undefined;
-  const storeMethods = ['get', 'set', 'replace', 'deleteIf', 'delete', 'lock', 'unlock'] as const;
-  if (!store || storeMethods.some((m) => typeof (store as unknown as Record<string, unknown>)[m] !== 'function')) {
+  if (!store || STORE_METHODS.some((m) => typeof (store as unknown as Record<string, unknown>)[m] !== 'function')) {
     fail('`tokenStore` is required: new RedisTokenStore({ client }) (or MemoryTokenStore for development).');
   }
+  return store;
+}
 
+/** `encryptionKey`: one or more secrets of at least {@link MIN_KEY_BITS} estimated bits, none the client secret. */
+function resolveKeys(options: OAuthOptions): string[] {
   const keyList = Array.isArray(options.encryptionKey) ? options.encryptionKey : [options.encryptionKey];
   if (options.encryptionKey === undefined || keyList.length === 0) {
     fail('`encryptionKey` is required: at least 32 random characters, e.g. `openssl rand -base64 32`, from an environment variable.');
@@ -359,7 +261,11 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
     if (k === options.clientSecret) fail(`\`${name}\` must not be the client secret: generate a separate key.`);
   });
   if (new Set(keyList).size !== keyList.length) fail('`encryptionKey` lists the same key twice.');
+  return keyList;
+}
 
+/** `authorizationParams` (protocol parameters cannot be overridden) and `tokenEndpointAuthMethod`. */
+function resolveProtocolOptions(options: OAuthOptions): Pick<ResolvedConfig, 'authorizationParams' | 'tokenEndpointAuthMethod'> {
   const authParams: Record<string, string> = {};
   if (options.authorizationParams !== undefined) {
     if (typeof options.authorizationParams !== 'object' || options.authorizationParams === null)
@@ -370,23 +276,43 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
       authParams[k] = v;
     }
   }
-
   const method = options.tokenEndpointAuthMethod ?? 'client_secret_basic';
   if (method !== 'client_secret_basic' && method !== 'client_secret_post') {
     fail(`\`tokenEndpointAuthMethod\` must be 'client_secret_basic' or 'client_secret_post' (got ${JSON.stringify(method)}).`);
   }
+  return { authorizationParams: authParams, tokenEndpointAuthMethod: method };
+}
 
-  const paths = {
-    login: pathOption('login', options.paths?.login, '/oauth/login'),
-    callback: pathOption('callback', options.paths?.callback, redirect.pathname),
-    logout: pathOption('logout', options.paths?.logout, '/oauth/logout'),
-  };
-  if (options.paths) {
-    for (const k of Object.keys(options.paths)) if (!['login', 'callback', 'logout'].includes(k)) fail(`unknown option \`paths.${k}\`.`);
+/** `paths`: one per row of the route table, each a plain path, all different. */
+function resolvePaths(options: OAuthOptions, redirect: URL): Record<RouteName, string> {
+  const given = options.paths;
+  if (given !== undefined) {
+    if (typeof given !== 'object' || given === null) fail('`paths` must be an object.');
+    for (const k of Object.keys(given)) if (!(k in ROUTES)) fail(`unknown option \`paths.${k}\`.`);
   }
-  if (new Set(Object.values(paths)).size !== 3) fail('`paths.login`, `paths.callback` and `paths.logout` must differ.');
+  const paths = {} as Record<RouteName, string>;
+  for (const name of ROUTE_NAMES) {
+    const fallback = ROUTES[name].defaultPath === 'redirectUri' ? redirect.pathname : ROUTES[name].defaultPath;
+    paths[name] = pathOption(name, given?.[name], fallback);
+  }
+  if (new Set(Object.values(paths)).size !== ROUTE_NAMES.length) {
+    const names = ROUTE_NAMES.map((n) => `\`paths.${n}\``);
+    fail(`${names.slice(0, -1).join(', ')} and ${names.at(-1)} must differ.`);
+  }
+  return paths;
+}
 
-  // Redirect targets set in configuration obey rule 9 too: a same-origin path that stays one once parsed.
+/** `redirectUri` (byte-for-byte), and the post-logout and access-denied targets (same-origin paths, RFC 9700 §4.11). */
+function resolveRedirects(
+  options: OAuthOptions,
+  allowInsecureHttp: boolean,
+): Pick<ResolvedConfig, 'redirectUri' | 'appOrigin' | 'postLogoutRedirectUri' | 'accessDeniedRedirect'> & { redirect: URL } {
+  const redirect = parseUrlOption('redirectUri', options.redirectUri, allowInsecureHttp);
+  if (redirect.hash || redirect.search) fail('`redirectUri` must not have a query or fragment.');
+  if (redirect.href !== options.redirectUri) {
+    fail(`\`redirectUri\` must be written in normalized form so it is sent byte-for-byte: use ${JSON.stringify(redirect.href)}.`);
+  }
+  // Redirect targets set in configuration follow the same-origin rule of `returnTo`: a path that stays one once parsed.
   const samePath = (value: string) => safeReturnTo(value, redirect.origin) === value;
   let postLogout: string | undefined;
   if (options.postLogoutRedirectUri !== undefined) {
@@ -409,6 +335,32 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
     }
     accessDenied = options.accessDeniedRedirect;
   }
+  return { redirect, redirectUri: redirect.href, appOrigin: redirect.origin, postLogoutRedirectUri: postLogout, accessDeniedRedirect: accessDenied };
+}
+
+/** Validates the options of `oauth()` once, at startup, and returns the resolved configuration. */
+export function resolveConfig(options: OAuthOptions): ResolvedConfig {
+  if (typeof options !== 'object' || options === null) fail('expects an options object.');
+  for (const key of Object.keys(options)) {
+    if (!(key in OPTION_KEYS)) fail(`unknown option \`${key}\`.${didYouMean(key)}`);
+  }
+  const allowInsecureHttp = options.allowInsecureHttp === true;
+
+  if (typeof options.clientId !== 'string' || options.clientId.length === 0) {
+    fail('`clientId` is required: the client identifier registered at the provider.');
+  }
+  if (typeof options.clientSecret !== 'string' || options.clientSecret.length === 0) {
+    fail('`clientSecret` is required: this package is a confidential client (set it from an environment variable, never in code).');
+  }
+
+  const endpoints = resolveEndpoints(options, allowInsecureHttp);
+  const { redirect, ...redirects } = resolveRedirects(options, allowInsecureHttp);
+  const scope = resolveScope(options, endpoints);
+  const api = resolveApiOrigins(options, allowInsecureHttp);
+  const tokenStore = resolveTokenStore(options);
+  const encryptionKeys = resolveKeys(options);
+  const protocol = resolveProtocolOptions(options);
+  const paths = resolvePaths(options, redirect);
 
   const logger = options.logger ?? consoleLogger;
   if (typeof logger.warn !== 'function' || typeof logger.error !== 'function') fail('`logger` must have `warn` and `error` functions.');
@@ -420,21 +372,16 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   if (typeof cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(cookieName)) fail('`sessionCookieName` must be a valid cookie name.');
 
   return {
-    issuer,
-    endpoints,
+    ...endpoints,
     clientId: options.clientId,
     clientSecret: options.clientSecret,
-    redirectUri: redirect.href,
-    appOrigin: redirect.origin,
-    scope: scopeList.join(' '),
-    openid,
-    apiOrigins: new Set(apiUrls.map((u) => u.origin)),
-    apiBaseUrl: apiUrls[0]!.href,
-    tokenStore: store,
-    encryptionKeys: keyList,
+    ...redirects,
+    ...scope,
+    ...api,
+    tokenStore,
+    encryptionKeys,
     paths,
-    tokenEndpointAuthMethod: method,
-    authorizationParams: authParams,
+    ...protocol,
     httpTimeout: positiveNumber('httpTimeout', options.httpTimeout, 10_000, { min: 1 }),
     maxResponseBytes: positiveNumber('maxResponseBytes', options.maxResponseBytes, 1024 * 1024, { integer: true, min: 1024 }),
     clockTolerance: positiveNumber('clockTolerance', options.clockTolerance, 5),
@@ -443,8 +390,6 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
     storeTimeout: positiveNumber('storeTimeout', options.storeTimeout, 2000, { min: 1 }),
     tokenCacheMs: positiveNumber('tokenCacheMs', options.tokenCacheMs, 2000, { max: 60_000 }),
     sessionCookieName: cookieName,
-    postLogoutRedirectUri: postLogout,
-    accessDeniedRedirect: accessDenied,
     userClaims,
     logger,
     allowInsecureHttp,

@@ -9,9 +9,7 @@ import { createReadiness } from './readiness.js';
 import { Instance } from './instance.js';
 import { createCookieChecks } from './cookie-checks.js';
 import { guardSessionStore } from './session-guard.js';
-import { handleCallback } from './routes/callback.js';
-import { handleLogin } from './routes/login.js';
-import { handleLogout } from './routes/logout.js';
+import { mountRoutes } from './routes/index.js';
 import type { OAuthOptions } from './types.js';
 
 /** The middleware returned by {@link oauth}, with its lifecycle helpers. */
@@ -64,16 +62,11 @@ export interface OAuthMiddleware extends RequestHandler {
 export function oauth(options: OAuthOptions): OAuthMiddleware {
   const cfg = resolveConfig(options);
   const instance = new Instance(cfg);
-  const { paths } = cfg;
   const checkCookies = createCookieChecks(cfg);
   // Start discovery now; failures are retried in the background and reported through the logger.
   instance.server.load().catch(() => {});
 
-  const routes: Record<string, { method: string; handler: (i: Instance, req: Request, res: Response) => Promise<void> }> = {
-    [paths.login]: { method: 'GET', handler: handleLogin },
-    [paths.callback]: { method: 'GET', handler: handleCallback },
-    [paths.logout]: { method: 'POST', handler: handleLogout },
-  };
+  const routes = mountRoutes(cfg.paths);
 
   // Logout is final: the app's session store refuses to bring back a session whose login ended (see
   // guardSessionStore). Installed on the first request that shows the store, checked by identity after.
@@ -96,7 +89,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
       guardSessionStore(sessionStore, loginAlive);
     }
 
-    const route = routes[req.path];
+    const route = routes.get(req.path);
     if (!route) {
       // Fail early and clearly when express-session is missing, not on the first login.
       if (!(req as { session?: unknown }).session) {
@@ -118,8 +111,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     }
     route.handler(instance, req, res).catch((err: unknown) => {
       if (err instanceof OAuthError) {
-        // The callback logs each of its failures itself (one line with the reason).
-        if (err.status >= 500 && err.code !== 'store_unavailable' && route.handler !== handleCallback) {
+        if (err.status >= 500 && err.code !== 'store_unavailable' && !route.logsOwnFailures) {
           cfg.logger.warn(`${req.path}: ${err.message}`, { code: err.code });
         }
         return renderOAuthError(instance, err, req, res);

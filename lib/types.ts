@@ -1,4 +1,5 @@
 import type { AxiosInstance } from 'axios';
+import type { RouteName } from './routes/table.js';
 import type { TokenStore } from './token-store/types.js';
 
 /** Receives the package's log lines. No line ever contains a token, a code or the client secret. */
@@ -9,15 +10,12 @@ export interface Logger {
   error(message: string, meta?: Record<string, unknown>): void;
 }
 
-/** Paths of the routes `oauth()` mounts, relative to where it is mounted. */
-export interface OAuthPaths {
-  /** Starts a login. Default `/oauth/login`. */
-  login?: string;
-  /** Receives the provider's redirect. Default: the path of `redirectUri`. */
-  callback?: string;
-  /** Ends the login (POST). Default `/oauth/logout`. */
-  logout?: string;
-}
+/**
+ * Paths of the routes `oauth()` mounts, relative to where it is mounted: `login` (GET, default
+ * `/oauth/login`), `callback` (GET, default: the path of `redirectUri`) and `logout` (POST, default
+ * `/oauth/logout`). The keys come from the route table.
+ */
+export type OAuthPaths = { [K in RouteName]?: string };
 
 /**
  * Options of {@link oauth}. `undefined` always means "use the default".

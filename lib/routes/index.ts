@@ -1,0 +1,26 @@
+import type { Request, Response } from 'express';
+import type { Instance } from '../instance.js';
+import { handleCallback } from './callback.js';
+import { handleLogin } from './login.js';
+import { handleLogout } from './logout.js';
+import { ROUTES, ROUTE_NAMES, type RouteDescriptor, type RouteName } from './table.js';
+
+export type RouteHandler = (instance: Instance, req: Request, res: Response) => Promise<void>;
+
+/** The handler of each route of {@link ROUTES}: a route without one does not compile. */
+const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
+  login: handleLogin,
+  callback: handleCallback,
+  logout: handleLogout,
+};
+
+/** A route as dispatched: its row of the table, its handler, its resolved path. */
+export interface MountedRoute extends RouteDescriptor {
+  name: RouteName;
+  handler: RouteHandler;
+}
+
+/** The dispatch table of one instance: resolved path -> route. Built once, at startup. */
+export function mountRoutes(paths: Readonly<Record<RouteName, string>>): ReadonlyMap<string, MountedRoute> {
+  return new Map(ROUTE_NAMES.map((name) => [paths[name], { name, ...ROUTES[name], handler: HANDLERS[name] }]));
+}

@@ -14,6 +14,8 @@ export default tseslint.config(
       // The protocol lives behind AuthorizationServer: nothing else talks to openid-client.
       'no-restricted-imports': ['error', { paths: [{ name: 'openid-client', message: 'Only lib/authorization-server.ts uses openid-client.' }] }],
       '@typescript-eslint/consistent-type-imports': 'error',
+      // `declare global { namespace Express }` is how a middleware adds to Express's Request type.
+      '@typescript-eslint/no-namespace': ['error', { allowDeclarations: true }],
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       // A TokenStore must reject, never throw synchronously: `async` methods guarantee that even when

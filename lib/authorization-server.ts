@@ -37,7 +37,7 @@ const ID_TOKEN_CODES = new Set([
  * cause carry nothing from the response body (oauth4webapi attaches the whole body, tokens included,
  * as `cause`: it is dropped here).
  */
-export function toProviderError(err: unknown, what: string): ProviderError {
+function toProviderError(err: unknown, what: string): ProviderError {
   if (err instanceof ProviderError) return err;
   const chain = causes(err);
   for (const e of chain) {
@@ -119,8 +119,8 @@ export class AuthorizationServer {
 
   /**
    * The issuer string token records are bound to (the record cipher's AAD): the `issuer` option exactly
-   * as configured, as in every earlier version, so records written before an issuer was normalised still
-   * open. Known at construction, before discovery.
+   * as configured, so records written before the issuer was normalised keep opening. Known at
+   * construction, before discovery.
    */
   get recordIssuer(): string {
     return this.cfg.issuer ?? new URL(this.cfg.endpoints!.authorization_endpoint).origin;
@@ -163,7 +163,7 @@ export class AuthorizationServer {
     const urls = [this.issuer, ...Object.values((this.cfg.endpoints ?? {}) as Record<string, string | undefined>)];
     const insecure = urls.some((u) => typeof u === 'string' && u.startsWith('http:'));
     if (insecure) client.allowInsecureRequests(config);
-    // openid-client trusts the TLS channel for ID tokens from the token endpoint by default; rule 4 wants
+    // openid-client trusts the TLS channel for ID tokens from the token endpoint by default; OpenID Connect Core §3.1.3.7 wants
     // the signature checked against the provider's JWKS as well.
     if (this.cfg.openid) client.enableNonRepudiationChecks(config);
     return config;

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { ResolvedConfig } from './config.js';
 
 /**
- * Rule 10 helpers: setups that silently break security or logins are reported once, at the first
+ * Cookie checks (SECURITY.md, rule 10): setups that silently break security or logins are reported once, at the first
  * request that shows them (they cannot be seen before express-session has run).
  */
 export function createCookieChecks(cfg: ResolvedConfig): (req: Request) => void {

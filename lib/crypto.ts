@@ -7,7 +7,7 @@ const SALT = Buffer.from('express-oauth-client/token-record/v1');
 
 interface DerivedKey {
   kid: string;
-  /** A non-extractable WebCrypto key: jose uses it directly (half the cost of converting a KeyObject per call). */
+  /** A non-extractable WebCrypto key: jose uses it directly (no KeyObject conversion per call). */
   key: Promise<webcrypto.CryptoKey>;
 }
 

@@ -19,8 +19,8 @@ export class Instance {
 
   constructor(readonly cfg: ResolvedConfig) {
     this.server = new AuthorizationServer(cfg);
-    // Records stay bound to the issuer exactly as configured (as in earlier versions), even when discovery
-    // normalises the issuer compared with `iss`: records written before still open.
+    // Records stay bound to the issuer exactly as configured, even when discovery normalises the issuer
+    // compared with `iss`, so records written under that setting keep opening.
     const cipher = new RecordCipher(cfg.encryptionKeys, { issuer: this.server.recordIssuer, clientId: cfg.clientId });
     this.tokens = new TokenService(cfg, cipher);
     this.refresher = new Refresher(cfg, this.tokens, this.server, this.events);

@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 
 /** The raw query string of the request (without `?`), from the URL the client sent. */
-export function rawQuery(req: Request): string {
+function rawQuery(req: Request): string {
   const url = req.originalUrl ?? req.url;
   const i = url.indexOf('?');
   return i === -1 ? '' : url.slice(i + 1);

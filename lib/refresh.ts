@@ -98,7 +98,7 @@ export class Refresher {
       }
       await sleep(pause);
       // Only one request per process and session polls (the single flight), so a short pause is cheap and
-      // waiters pick up the holder's result within ~25 ms instead of up to 100 ms.
+      // waiters pick up the holder's result within ~25 ms.
       pause = Math.min(25, pause * 1.5);
       const current = await this.tokens.read(sid);
       if (!current) throw new LoginRequiredError('The login ended in another request.');

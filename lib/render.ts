@@ -19,7 +19,7 @@ const TITLES: Record<number, string> = {
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The login URL for this request, with `returnTo` set to the current path (GET) or `/`. */
-export function loginRedirect(instance: Instance, req: Request): string {
+function loginRedirect(instance: Instance, req: Request): string {
   const target = req.method === 'GET' || req.method === 'HEAD' ? safeReturnTo(req.originalUrl, instance.cfg.appOrigin) : '/';
   const mount = stateOf(req)?.base ?? '';
   const base = `${mount}${instance.cfg.paths.login}`;

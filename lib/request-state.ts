@@ -28,7 +28,7 @@ export function stateOf(req: Request): RequestState | undefined {
 }
 
 /** Per-request token access: reads the store at most once per request unless a refresh replaces the record. */
-export class RequestTokens {
+class RequestTokens {
   private loaded: Promise<LoadedRecord | null> | undefined;
 
   constructor(

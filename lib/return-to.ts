@@ -2,7 +2,7 @@
 export const MAX_RETURN_TO = 2048;
 
 /**
- * Validates a post-login or post-logout target (rule 9): only a path on this app's own origin is kept;
+ * Validates a post-login or post-logout target (RFC 9700 §4.11, open redirectors): only a path on this app's own origin is kept;
  * anything else (absolute or protocol-relative URLs, backslashes, control characters or whitespace,
  * paths that normalize to `//host`, oversize values, non-strings) becomes `/`.
  *

@@ -67,7 +67,7 @@ export function addPending(data: OAuthSessionData, key: string, login: PendingLo
 }
 
 /**
- * Rule 10: the session cookie is `SameSite=Lax`. When the app left `sameSite` unset, the sessions this
+ * The session cookie is `SameSite=Lax` (RFC 6265bis §8.8; the provider's redirect back is a cross-site top-level GET). When the app left `sameSite` unset, the sessions this
  * package creates or logs in get `lax`; an explicit choice of the app is never overridden (`strict` is
  * reported at the first request: it breaks the provider's redirect back).
  */

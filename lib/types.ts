@@ -119,7 +119,6 @@ export interface OAuthRequestContext {
 }
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /**

@@ -35,7 +35,7 @@ function failureReason(err: unknown): string {
 
 /**
  * `GET {callback}`: validates the authorization response completely before any network call, in the
- * order of rule 2 (parse, find the transaction by state, consume it, check `iss`, then `error`, then
+ * order of RFC 9700 §4.5.3 and RFC 9207 §2.4 (parse, find the transaction by state, consume it, check `iss`, then `error`, then
  * `code`), exchanges the code, regenerates the session id, stores the tokens encrypted under the new id,
  * waits for every write, and only then redirects to the transaction's `returnTo`.
  */

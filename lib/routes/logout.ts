@@ -8,11 +8,11 @@ import { sessionTag } from '../tokens.js';
 import { wantsJson } from '../wants-json.js';
 
 /**
- * Rule 11: a state-changing request must come from our own pages. Browsers send `Sec-Fetch-Site` and
+ * Cross-site request forgery (RFC 9700 §4.7): a state-changing request must come from our own pages. Browsers send `Sec-Fetch-Site` and
  * `Origin` on every POST; a request with neither must carry a custom header (which a cross-site form
  * cannot set without a CORS preflight).
  */
-export function isSameOrigin(req: Request, appOrigin: string): boolean {
+function isSameOrigin(req: Request, appOrigin: string): boolean {
   const site = req.headers['sec-fetch-site'];
   if (typeof site === 'string') return site === 'same-origin';
   const origin = req.headers.origin;

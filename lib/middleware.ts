@@ -3,7 +3,7 @@ import type { Store } from 'express-session';
 import { resolveConfig } from './config.js';
 import { OAuthError, createOAuthError } from './errors.js';
 import { renderOAuthError } from './render.js';
-import { installRequestAccessors, setState } from './request-state.js';
+import { createStateKey, installRequestAccessors, setState } from './request-state.js';
 import type { OAuthEvents } from './events.js';
 import { createReadiness } from './readiness.js';
 import { Instance } from './instance.js';
@@ -67,6 +67,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   instance.server.load().catch(() => {});
 
   const routes = mountRoutes(cfg.paths);
+  const stateKey = createStateKey();
 
   // Logout is final: the app's session store refuses to bring back a session whose login ended (see
   // guardSessionStore). Installed on the first request that shows the store, checked by identity after.
@@ -76,7 +77,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   let accessorsOn: object | undefined;
 
   const middleware = function oauthMiddleware(req: Request, res: Response, next: NextFunction): void {
-    setState(req, instance);
+    setState(req, stateKey, instance);
     // The accessors live on the app's request prototype (found on the first request; an identity check after).
     const proto = (req.app as unknown as { request?: object } | undefined)?.request ?? (Object.getPrototypeOf(req) as object);
     if (proto !== accessorsOn) {

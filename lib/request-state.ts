@@ -16,15 +16,33 @@ export interface RequestState {
   context?: OAuthRequestContext;
 }
 
-/** Module-private: another installed copy of the package neither reads nor overwrites this state. */
+/**
+ * Module-private keys: another installed copy of the package neither reads nor overwrites this state.
+ * Each `oauth()` instance keeps its state under its own key (see {@link createStateKey}); `kState` points
+ * at the state of the instance the request passed last, which `req.oauth`, `req.oauthClient`,
+ * `requireAuth()` and the error handler use.
+ */
 const kState = Symbol('express-oauth-client.state');
 
-export function setState(req: Request, instance: Instance): void {
-  (req as unknown as Record<symbol, RequestState>)[kState] = { instance, base: req.baseUrl };
+/** A key for one instance's state on requests; made once per `oauth()` call. */
+export type StateKey = symbol & { readonly __stateKey: unique symbol };
+
+export function createStateKey(): StateKey {
+  return Symbol('express-oauth-client.instance-state') as StateKey;
 }
 
-export function stateOf(req: Request): RequestState | undefined {
-  return (req as unknown as Record<symbol, RequestState | undefined>)[kState];
+type StateSlots = Record<symbol, RequestState | undefined>;
+
+/** Records that the request passed `instance` (mounted at `req.baseUrl`): one small object, nothing else. */
+export function setState(req: Request, key: StateKey, instance: Instance): void {
+  const state: RequestState = { instance, base: req.baseUrl };
+  (req as unknown as StateSlots)[key] = state;
+  (req as unknown as StateSlots)[kState] = state;
+}
+
+/** The state of the instance of `key`, or of the instance the request passed last. */
+export function stateOf(req: Request, key?: StateKey): RequestState | undefined {
+  return (req as unknown as StateSlots)[key ?? kState];
 }
 
 /** Per-request token access: reads the store at most once per request unless a refresh replaces the record. */

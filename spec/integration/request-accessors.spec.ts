@@ -37,3 +37,42 @@ describe('request accessors live on the app, not on every request of the process
     expect(res.body).toEqual({ authenticated: false });
   });
 });
+
+describe('several oauth() instances in one app', () => {
+  it('each keeps its own routes and login links; the accessors follow the instance the request passed last', async () => {
+    const { MemoryTokenStore, oauth, requireAuth } = await import('../../lib/index.js');
+    const session = (await import('express-session')).default;
+    const make = (name: string) =>
+      oauth({
+        issuer: `http://localhost:9/${name}`,
+        authorizationEndpoint: `http://localhost:9/${name}/authorize`,
+        tokenEndpoint: `http://localhost:9/${name}/token`,
+        clientId: `client-${name}`,
+        clientSecret: 'secret',
+        redirectUri: `http://localhost:3000/${name}/oauth/callback`,
+        scope: 'read',
+        apiBaseUrl: 'http://localhost:4000',
+        tokenStore: new MemoryTokenStore(),
+        encryptionKey: env.options.encryptionKey,
+      });
+    const a = make('a');
+    const b = make('b');
+    const app = express();
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    app.use('/a', a);
+    app.use('/b', b);
+    app.get('/b/private', requireAuth(), (_req, res) => res.end());
+    try {
+      const loginA = await request(app).get('/a/oauth/login').expect(302);
+      const loginB = await request(app).get('/b/oauth/login').expect(302);
+      expect(new URL(loginA.headers.location!).searchParams.get('client_id')).toBe('client-a');
+      expect(new URL(loginB.headers.location!).searchParams.get('client_id')).toBe('client-b');
+      // The login link of requireAuth() is the last instance's, under its mount point.
+      const guarded = await request(app).get('/b/private').expect(302);
+      expect(guarded.headers.location).toBe('/b/oauth/login?returnTo=%2Fb%2Fprivate');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});

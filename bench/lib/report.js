@@ -98,7 +98,7 @@ export function renderMarkdown(result) {
       'The same burst is then sent again with the fresh token, and its p99 subtracted: on a small machine most of a 200-request burst is queueing for CPU, whoever refreshes.',
     '',
   );
-  lines.push('### Targets (issue 6)', '', '| Target | Measured | Met |', '|---|---|---|');
+  lines.push('### Targets (issue 14)', '', '| Target | Measured | Met |', '|---|---|---|');
   for (const t of targets) lines.push(`| ${t.text} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
   lines.push('', '### Variants', '');
   for (const v of variants) lines.push(`- **${v.label}**: ${v.note}.`);

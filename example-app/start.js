@@ -300,10 +300,13 @@ export async function startExample(options = {}) {
       apiPath,
       providerName,
       log,
+      // The single-page app's API proxy targets the same API (see spa.js).
+      apiBaseUrl: providerOptions.apiBaseUrl,
     });
     appServer.on('request', app);
 
     log(`Example app: open ${appUrl}/`);
+    if (providerOptions.apiBaseUrl) log(`Single-page app (BFF): open ${appUrl}/spa`);
     if (local) log(`Local identity provider at ${localUrls.providerUrl} (log in with any name and password), API at ${localUrls.apiUrl}.`);
 
     return {

@@ -24,7 +24,13 @@ export type OAuthErrorCode =
   | 'upstream_timeout'
   | 'store_unavailable'
   | 'refresh_unavailable'
-  | 'provider_unavailable';
+  | 'provider_unavailable'
+  // API proxy (oauthProxy): a browser path that would leave the mapped prefix, a malformed or smuggling
+  // request, an upload over the cap, an upstream that failed or answered beyond the caps.
+  | 'invalid_path'
+  | 'invalid_request'
+  | 'request_too_large'
+  | 'upstream_error';
 
 /**
  * Base class of every error raised by express-oauth-client.

@@ -38,3 +38,12 @@ export {
   type GitLabOptions,
   type NylasOptions,
 } from './providers.js';
+export {
+  oauthProxy,
+  sessionEndpoint,
+  DEFAULT_REQUEST_HEADERS,
+  DEFAULT_RESPONSE_HEADERS,
+  type OAuthProxyOptions,
+  type SessionEndpointOptions,
+  type SessionInfo,
+} from './proxy/index.js';

@@ -6,6 +6,7 @@ import express from 'express';
 import session from 'express-session';
 import { OAuthError, oauthErrorHandler, requireAuth } from 'express-oauth-client';
 import { errorPage, homePage, profilePage } from './pages.js';
+import { mountSpa } from './spa.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -30,9 +31,10 @@ function describeApiError(err) {
 /**
  * Builds the Express app around an `oauth()` middleware.
  * @param {{ auth: import('express-oauth-client').OAuthMiddleware, sessionStore: import('express-session').Store,
- *   sessionSecret: string, secureCookies: boolean, apiPath: string, providerName: string, log: (line: string) => void }} options
+ *   sessionSecret: string, secureCookies: boolean, apiPath: string, providerName: string, log: (line: string) => void,
+ *   apiBaseUrl?: string | string[] }} options
  */
-export function createApp({ auth, sessionStore, sessionSecret, secureCookies, apiPath, providerName, log }) {
+export function createApp({ auth, sessionStore, sessionSecret, secureCookies, apiPath, providerName, log, apiBaseUrl }) {
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
@@ -56,6 +58,9 @@ export function createApp({ auth, sessionStore, sessionSecret, secureCookies, ap
     }),
   );
   app.use(auth);
+
+  // The single-page app (BFF): session endpoint, API proxy and page at /spa. See spa.js.
+  if (apiBaseUrl) mountSpa(app, { apiBaseUrl, apiPath });
 
   app.get('/', (req, res) => {
     res.type('html').send(homePage({ user: req.oauth.isAuthenticated ? (req.oauth.user ?? {}) : undefined, providerName }));

@@ -39,3 +39,34 @@ export interface RunningExample {
 
 /** Starts the local provider and API (unless PROVIDER or ISSUER is set) and the client app. */
 export function startExample(options?: StartExampleOptions): Promise<RunningExample>;
+
+/** Options of {@link startProviderOnly}; each overrides the matching environment variable. */
+export interface StartProviderOnlyOptions {
+  /** Local provider port (PROVIDER_PORT, default 3001; 0 picks a free port). */
+  providerPort?: number;
+  /** Local API port (API_PORT, default 3002). */
+  apiPort?: number;
+  /** Access token lifetime in seconds (ACCESS_TOKEN_TTL, default 60). */
+  accessTokenTtl?: number;
+  /** Collect output in `logs` instead of printing it. */
+  quiet?: boolean;
+  /** Environment to read instead of process.env (PORT, APP_URL, CLIENT_ID, CLIENT_SECRET, ...). */
+  env?: Record<string, string | undefined>;
+}
+
+export interface RunningProviderOnly {
+  /** The app the client is registered for. */
+  appUrl: string;
+  providerUrl: string;
+  apiUrl: string;
+  clientId: string;
+  clientSecret: string;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** The local client's secret in provider-only mode (the value in .env.example). */
+export const LOCAL_CLIENT_SECRET: string;
+
+/** Starts only the local provider and API, with a client registered for the app at APP_URL (`npm run example -- --provider-only`). */
+export function startProviderOnly(options?: StartProviderOnlyOptions): Promise<RunningProviderOnly>;

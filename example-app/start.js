@@ -1,6 +1,8 @@
 // `npm run example`: a local identity provider, a resource API and the client app, in one process.
 // Every setting can be overridden from the environment (see README): set PROVIDER (github, google,
 // microsoft, gitlab, nylas) or ISSUER to use a real provider instead of the local one.
+// `npm run example -- --provider-only` starts only the local provider and API, registered for the README's
+// Quick start (settings as in .env.example).
 import './provider-notices.js';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -72,6 +74,77 @@ async function connectRedis(url, log) {
     return undefined;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The local client's secret in `--provider-only` mode, the same as in .env.example (a loopback-only demo). */
+export const LOCAL_CLIENT_SECRET = 'local-provider-demo-secret';
+
+/**
+ * Starts only the local identity provider and API, with one client registered for an app at APP_URL
+ * (default http://localhost:$PORT, PORT default 3000): redirect URI `$APP_URL/oauth/callback`, post-logout
+ * redirect URI `$APP_URL/`, grant types authorization_code and refresh_token, scopes openid profile email
+ * offline_access. For the README's Quick start, or any app of your own, on a machine with no account anywhere.
+ *
+ * @param {object} [options]
+ * @param {number} [options.providerPort] local provider port (PROVIDER_PORT, default 3001; 0 picks a free port)
+ * @param {number} [options.apiPort] local API port (API_PORT, default 3002)
+ * @param {number} [options.accessTokenTtl] access token lifetime in seconds (ACCESS_TOKEN_TTL, default 60)
+ * @param {boolean} [options.quiet] collect output in `logs` instead of printing it
+ * @param {Record<string, string | undefined>} [options.env] environment to read (default process.env)
+ */
+export async function startProviderOnly(options = {}) {
+  const env = options.env ?? process.env;
+  const logs = [];
+  const log = (line) => {
+    logs.push(line);
+    if (!options.quiet) console.log(line);
+  };
+  if (env.PROVIDER || env.ISSUER) throw new Error('--provider-only starts the local provider: unset PROVIDER and ISSUER.');
+  const port = numberFrom(env.PORT, 'PORT', 3000);
+  const appUrl = (env.APP_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  const client = {
+    id: env.CLIENT_ID ?? 'example-app',
+    secret: env.CLIENT_SECRET ?? LOCAL_CLIENT_SECRET,
+    redirectUri: `${appUrl}/oauth/callback`,
+    postLogoutRedirectUri: `${appUrl}/`,
+  };
+  const apiClient = { id: 'example-api', secret: ephemeral() };
+  const closers = [];
+  const close = async () => {
+    while (closers.length)
+      await closers
+        .pop()()
+        .catch(() => {});
+  };
+  try {
+    const op = await startLocalProvider({
+      port: options.providerPort ?? numberFrom(env.PROVIDER_PORT, 'PROVIDER_PORT', 3001),
+      accessTokenTtl: options.accessTokenTtl ?? numberFrom(env.ACCESS_TOKEN_TTL, 'ACCESS_TOKEN_TTL', 60),
+      client,
+      apiClient,
+    });
+    closers.push(op.close);
+    const api = await startResourceApi({
+      port: options.apiPort ?? numberFrom(env.API_PORT, 'API_PORT', 3002),
+      issuer: op.issuer,
+      apiClient,
+      exampleClientId: client.id,
+    });
+    closers.push(api.close);
+    log(`Local identity provider at ${op.issuer} (log in with any name and password), API at ${api.url} (GET /me).`);
+    log(`Registered client for an app at ${appUrl}:`);
+    log(`  redirect URI ${client.redirectUri}, post-logout redirect URI ${client.postLogoutRedirectUri}`);
+    log('  grant types authorization_code refresh_token, scopes openid profile email offline_access');
+    log('Settings for your app (.env):');
+    log(`  ISSUER=${op.issuer}`);
+    log(`  CLIENT_ID=${client.id}`);
+    log(`  CLIENT_SECRET=${client.secret}`);
+    log(`  API_BASE_URL=${api.url}`);
+    return { appUrl, providerUrl: op.issuer, apiUrl: api.url, clientId: client.id, clientSecret: client.secret, logs, close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
 
@@ -227,10 +300,13 @@ export async function startExample(options = {}) {
       apiPath,
       providerName,
       log,
+      // The single-page app's API proxy targets the same API (see spa.js).
+      apiBaseUrl: providerOptions.apiBaseUrl,
     });
     appServer.on('request', app);
 
     log(`Example app: open ${appUrl}/`);
+    if (providerOptions.apiBaseUrl) log(`Single-page app (BFF): open ${appUrl}/spa`);
     if (local) log(`Local identity provider at ${localUrls.providerUrl} (log in with any name and password), API at ${localUrls.apiUrl}.`);
 
     return {
@@ -257,7 +333,7 @@ export async function startExample(options = {}) {
 // Run directly (`node example-app/start.js`): start, print, stop on Ctrl-C.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
-    const example = await startExample();
+    const example = process.argv.includes('--provider-only') ? await startProviderOnly() : await startExample();
     let stopping = false;
     const stop = async () => {
       if (stopping) return process.exit(1);

@@ -1,6 +1,14 @@
 import http from 'node:http';
 import https from 'node:https';
-import axios, { AxiosError, AxiosHeaders, type AxiosAdapter, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import axios, {
+  AxiosError,
+  AxiosHeaders,
+  type AxiosAdapter,
+  type AxiosInstance,
+  type AxiosRequestConfig,
+  type AxiosResponse,
+  type InternalAxiosRequestConfig,
+} from 'axios';
 import type { ResolvedConfig } from './config.js';
 import { OriginNotAllowedError, UpstreamTimeoutError } from './errors.js';
 
@@ -23,6 +31,25 @@ export interface AccessTokenSource {
 }
 
 const kRetried = Symbol('express-oauth-client.retried');
+
+/**
+ * The config key that carries a call's token source from the facade to the guarded adapter. A string key
+ * (axios's config merge keeps it, by reference); an app's own value is always overwritten by the facade,
+ * and the adapter never forwards it.
+ */
+const SOURCE = 'oauthTokenSource';
+type SourcedConfig = { [SOURCE]?: SourceHandle };
+
+/**
+ * What a call's config carries instead of the token source itself: an opaque object with no fields (an
+ * app that logs `err.config` sees `SourceHandle {}`), mapped to its source here.
+ */
+class SourceHandle {}
+const sources = new WeakMap<SourceHandle, AccessTokenSource>();
+const sourceOf = (config: SourcedConfig | undefined) => {
+  const handle = config?.[SOURCE];
+  return handle instanceof SourceHandle ? sources.get(handle) : undefined;
+};
 type TaggedConfig = InternalAxiosRequestConfig & { [kRetried]?: boolean };
 
 /** axios's own Node http adapter: the only transport the guarded adapter dispatches through. */
@@ -209,9 +236,11 @@ function checkedUrl(cfg: ResolvedConfig, config: InternalAxiosRequestConfig): UR
  * request into a streamed body exposes the token to whoever reads that stream, so do not log or forward such
  * streams from APIs that echo requests.
  */
-export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, source: AccessTokenSource): AxiosInstance {
+function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedClient {
   const guarded: AxiosAdapter = async (config) => {
     const target = checkedUrl(cfg, config);
+    const source = sourceOf(config as SourcedConfig);
+    if (!source) throw new OriginNotAllowedError('(a request without a user)');
     const wanted = config.responseType;
     const encoding = config.responseEncoding as BufferEncoding | undefined;
     if (encoding !== undefined && !Buffer.isEncoding(encoding))
@@ -287,7 +316,12 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
     proxy: false,
     adapter: guarded,
   });
+  installInterceptors(instance, guarded);
+  return { instance, adapter: guarded };
+}
 
+/** The interceptors every instance carrying users' tokens has: the adapter check and the 401 replay. */
+function installInterceptors(instance: AxiosInstance, guarded: AxiosAdapter): void {
   // Synchronous: no promise hop before dispatch. The destination is checked in the adapter, after every hook.
   instance.interceptors.request.use(
     (config) => {
@@ -305,9 +339,10 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
 
   instance.interceptors.response.use(undefined, async (error: unknown) => {
     if (!(error instanceof AxiosError)) throw error;
-    const config = error.config as TaggedConfig | undefined;
+    const config = error.config as (TaggedConfig & SourcedConfig) | undefined;
     const used = rejectedToken.get(error);
-    if (used !== undefined && config && !config[kRetried]) {
+    const source = sourceOf(config);
+    if (used !== undefined && config && source && !config[kRetried]) {
       // Refresh unless another request already replaced the rejected token; replay once when that is safe.
       await source.accessToken({ rejected: used });
       if (replayable(config)) {
@@ -317,6 +352,112 @@ export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, sou
     }
     throw error;
   });
-
-  return instance;
 }
+
+/** One axios instance per `oauth()` (per set of agents): it holds no user state, the token source travels with each call. */
+interface SharedClient {
+  instance: AxiosInstance;
+  adapter: AxiosAdapter;
+}
+
+const shared = new WeakMap<SharedAgents, SharedClient>();
+
+/**
+ * `req.oauthClient`: a thin per-request facade over the instance's shared axios client. Each call carries
+ * this request's token source in its config ({@link SOURCE}); the shared client holds no user state, so no
+ * token, header or interceptor of one user is ever visible to another. Reading `defaults` or
+ * `interceptors` (to change them) moves this request onto a private axios instance of its own, built with
+ * the same guarded adapter and interceptors, so such changes never reach other requests.
+ */
+export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, source: AccessTokenSource): AxiosInstance {
+  let client = shared.get(agents);
+  if (!client) shared.set(agents, (client = createSharedClient(cfg, agents)));
+  const handle = new SourceHandle();
+  sources.set(handle, source);
+  const facade = function oauthClient(configOrUrl: string | AxiosRequestConfig, config?: AxiosRequestConfig) {
+    return call(facade, typeof configOrUrl === 'string' ? { ...config, url: configOrUrl } : { ...configOrUrl });
+  } as unknown as Facade;
+  // Private state in a WeakMap, not on the function: nothing an app inspects leads to the token source.
+  state.set(facade, { handle, client, own: undefined });
+  Object.setPrototypeOf(facade, facadeProto);
+  return facade as unknown as AxiosInstance;
+}
+
+type Facade = (configOrUrl: string | AxiosRequestConfig, config?: AxiosRequestConfig) => Promise<AxiosResponse>;
+interface FacadeState {
+  handle: SourceHandle;
+  client: SharedClient;
+  /** The private instance, once this request's code changed `defaults` or `interceptors`. */
+  own: AxiosInstance | undefined;
+}
+const state = new WeakMap<Facade, FacadeState>();
+
+function call(f: Facade, config: AxiosRequestConfig): Promise<AxiosResponse> {
+  const st = state.get(f)!;
+  (config as AxiosRequestConfig & SourcedConfig)[SOURCE] = st.handle;
+  return (st.own ?? st.client.instance).request(config);
+}
+
+/** A private instance for a request whose code changes `defaults` or `interceptors`. */
+function own(f: Facade): AxiosInstance {
+  const st = state.get(f)!;
+  if (!st.own) {
+    const { instance, adapter } = st.client;
+    const mine = axios.create({ ...instance.defaults, headers: structuredClone(instance.defaults.headers) as AxiosRequestConfig['headers'] });
+    installInterceptors(mine, adapter);
+    st.own = mine;
+  }
+  return st.own;
+}
+
+const withoutBody = (method: string) =>
+  function (this: Facade, url: string, config?: AxiosRequestConfig) {
+    return call(this, { ...config, method, url });
+  };
+const withBody = (method: string) =>
+  function (this: Facade, url: string, data?: unknown, config?: AxiosRequestConfig) {
+    return call(this, { ...config, method, url, data });
+  };
+const formBody = (method: string) =>
+  function (this: Facade, url: string, data?: unknown, config?: AxiosRequestConfig) {
+    return own(this)[`${method}Form` as 'postForm'](url, data, { ...config, [SOURCE]: state.get(this)!.handle } as AxiosRequestConfig);
+  };
+
+const facadeProto = Object.create(Function.prototype, {
+  request: {
+    value(this: Facade, config: AxiosRequestConfig) {
+      return call(this, { ...config });
+    },
+  },
+  get: { value: withoutBody('get') },
+  delete: { value: withoutBody('delete') },
+  head: { value: withoutBody('head') },
+  options: { value: withoutBody('options') },
+  post: { value: withBody('post') },
+  put: { value: withBody('put') },
+  patch: { value: withBody('patch') },
+  postForm: { value: formBody('post') },
+  putForm: { value: formBody('put') },
+  patchForm: { value: formBody('patch') },
+  getUri: {
+    value(this: Facade, config?: AxiosRequestConfig) {
+      const st = state.get(this)!;
+      return (st.own ?? st.client.instance).getUri(config);
+    },
+  },
+  defaults: {
+    get(this: Facade) {
+      return own(this).defaults;
+    },
+  },
+  interceptors: {
+    get(this: Facade) {
+      return own(this).interceptors;
+    },
+  },
+  create: {
+    value() {
+      throw new TypeError('req.oauthClient.create() is not supported: configure the API with the apiBaseUrl option of oauth().');
+    },
+  },
+}) as object;

@@ -24,7 +24,13 @@ export type OAuthErrorCode =
   | 'upstream_timeout'
   | 'store_unavailable'
   | 'refresh_unavailable'
-  | 'provider_unavailable';
+  | 'provider_unavailable'
+  // API proxy (oauthProxy): a browser path that would leave the mapped prefix, a malformed or smuggling
+  // request, an upload over the cap, an upstream that failed or answered beyond the caps.
+  | 'invalid_path'
+  | 'invalid_request'
+  | 'request_too_large'
+  | 'upstream_error';
 
 /** What a code means over HTTP. */
 interface ErrorSpec {
@@ -59,6 +65,10 @@ export const ERROR_SPECS: { readonly [C in OAuthErrorCode]: Readonly<ErrorSpec> 
   store_unavailable: { status: 503, retryAfter: 5 },
   refresh_unavailable: { status: 503, retryAfter: 2 },
   provider_unavailable: { status: 503, retryAfter: 5 },
+  invalid_path: { status: 400 },
+  invalid_request: { status: 400 },
+  request_too_large: { status: 413 },
+  upstream_error: { status: 502 },
 };
 
 /** Options of an error built from {@link ERROR_SPECS}; each one overrides the table for this error only. */

@@ -30,3 +30,12 @@ export { safeReturnTo } from './return-to.js';
 export { providers } from './providers.js';
 // Every option type of every preset (`GitHubOptions`, `GoogleOptions`, ...): a new preset needs no line here.
 export type * from './providers.js';
+export {
+  oauthProxy,
+  sessionEndpoint,
+  DEFAULT_REQUEST_HEADERS,
+  DEFAULT_RESPONSE_HEADERS,
+  type OAuthProxyOptions,
+  type SessionEndpointOptions,
+  type SessionInfo,
+} from './proxy/index.js';

@@ -46,7 +46,7 @@ export function stateOf(req: Request, key?: StateKey): RequestState | undefined 
 }
 
 /** Per-request token access: reads the store at most once per request unless a refresh replaces the record. */
-class RequestTokens {
+export class RequestTokens {
   private loaded: Promise<LoadedRecord | null> | undefined;
 
   constructor(
@@ -85,7 +85,8 @@ class RequestTokens {
   }
 }
 
-function tokensOf(req: Request, state: RequestState): RequestTokens {
+/** The request's token source for the instance of `state`: built on first use, shared by `req.oauthClient`, `req.oauth` and the proxy. */
+export function tokensOf(req: Request, state: RequestState): RequestTokens {
   return (state.tokens ??= new RequestTokens(state.instance, req, state.instance.session(req).sessionID));
 }
 

@@ -1,5 +1,6 @@
 /** Markdown and SVG renderings of a benchmark result (no dependency: the SVG is written by hand). */
 import { fmt } from './stats.js';
+import { p6Markdown } from './p6.js';
 
 const ratio = (r, lo, hi) => (Number.isFinite(r) ? `${fmt(r, 3)}x (${fmt(lo, 3)}-${fmt(hi, 3)})` : '-');
 
@@ -77,6 +78,7 @@ export function renderMarkdown(result) {
       'the app part is the time of the requests to the app minus the provider\'s own time serving the app\'s back-channel calls (token endpoint, JWKS) during them; the rest of the wall time is the client. ' +
       'P5: bytes of the Cookie header the browser sends to the app after login; peak RSS is getrusage maxrss of the app process after all the load.',
   );
+  if (summary.P6) lines.push(...p6Markdown(summary.P6));
   lines.push('');
   const s = meta.settings;
   lines.push(`### P3: refresh storm (${s.stormProcesses} app processes x ${s.stormConcurrency} concurrent calls on an expired access token, ${s.storms} storm(s) per variant)`, '');
@@ -98,7 +100,7 @@ export function renderMarkdown(result) {
       'The same burst is then sent again with the fresh token, and its p99 subtracted: on a small machine most of a 200-request burst is queueing for CPU, whoever refreshes.',
     '',
   );
-  lines.push('### Targets (issue 6)', '', '| Target | Measured | Met |', '|---|---|---|');
+  lines.push('### Targets (issue 14)', '', '| Target | Measured | Met |', '|---|---|---|');
   for (const t of targets) lines.push(`| ${t.text} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
   lines.push('', '### Variants', '');
   for (const v of variants) lines.push(`- **${v.label}**: ${v.note}.`);

@@ -30,8 +30,27 @@ function deny(res) {
   res.end('{"error":"invalid_token"}');
 }
 
+/** P6: `GET /v1/stream?bytes=N` streams N bytes (one reused 64 KiB chunk, with backpressure). */
+function stream(req, res) {
+  const total = Math.min(Number(new URL(req.url, 'http://x').searchParams.get('bytes')) || 0, 1 << 30);
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
+  let sent = 0;
+  const pump = () => {
+    while (sent < total) {
+      const n = Math.min(chunk.length, total - sent);
+      sent += n;
+      if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
+    }
+    res.end();
+  };
+  res.on('close', () => (sent = total));
+  pump();
+}
+
 const server = http.createServer(async (req, res) => {
-  if (req.method !== 'GET' || req.url !== '/v1/me') {
+  const streaming = req.method === 'GET' && req.url.startsWith('/v1/stream?');
+  if (!streaming && (req.method !== 'GET' || req.url !== '/v1/me')) {
     res.writeHead(404, { 'content-type': 'application/json' });
     return void res.end('{"error":"not_found"}');
   }
@@ -44,6 +63,7 @@ const server = http.createServer(async (req, res) => {
     return deny(res);
   }
   hits++;
+  if (streaming) return stream(req, res);
   const body = JSON.stringify({ sub: payload.sub, scope: payload.scope, ok: true });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);

@@ -16,6 +16,9 @@ const VARIANTS = {
   baseline: '../variants/baseline.js',
   'eoc-cookie': '../variants/eoc.js',
   'eoc-redis': '../variants/eoc.js',
+  // P6: the same apps plus an API proxy route (the package's oauthProxy vs a hand-written one).
+  'pkg-proxy': '../variants/pkg-proxy.js',
+  'baseline-proxy': '../variants/baseline-proxy.js',
 };
 
 const cfg = childConfig();

@@ -15,7 +15,7 @@ childConfig();
 
 const MAX_SAMPLES = 5_000_000;
 
-function runAutocannon({ url, cookie, connections, durationSec, amount }) {
+function runAutocannon({ url, cookie, connections, durationSec, amount, headers: extra }) {
   return new Promise((resolve, reject) => {
     let samples = new Float64Array(1 << 16);
     let n = 0;
@@ -28,7 +28,7 @@ function runAutocannon({ url, cookie, connections, durationSec, amount }) {
         // `amount` (a number of requests) ends the run as soon as they are answered; `duration` ends it on
         // autocannon's one-second tick.
         ...(amount ? { amount } : { duration: durationSec }),
-        headers: cookie ? { cookie } : {},
+        headers: { ...(cookie ? { cookie } : {}), ...extra },
         timeout: 10,
       },
       (err, result) => {

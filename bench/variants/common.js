@@ -5,9 +5,9 @@ import session from 'express-session';
 import { RedisStore } from 'connect-redis';
 
 /** express-session on connect-redis, as a team would set it up (no resave, no empty sessions). */
-export function redisSession({ redis, prefix, sessionSecret }) {
+export function redisSession({ redis, prefix, sessionSecret, wrap = (store) => store }) {
   return session({
-    store: new RedisStore({ client: redis, prefix: `${prefix}sess:` }),
+    store: wrap(new RedisStore({ client: redis, prefix: `${prefix}sess:` })),
     secret: sessionSecret,
     resave: false,
     saveUninitialized: false,

@@ -1,6 +1,6 @@
-/** Variant "this package": oauth() + express-session on connect-redis + RedisTokenStore. */
+/** Variant "this package": oauth() + express-session on connect-redis (wrapped in boundedSessionStore, as the README recommends) + RedisTokenStore. */
 import express from 'express';
-import { oauth, oauthErrorHandler, requireAuth, RedisTokenStore } from 'express-oauth-client';
+import { boundedSessionStore, oauth, oauthErrorHandler, requireAuth, RedisTokenStore } from 'express-oauth-client';
 import { finalErrorHandler, healthz, logger, redisSession } from './common.js';
 
 export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, clientSecret, sessionSecret, encryptionKey, scope }) {
@@ -25,7 +25,7 @@ export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, c
 
   const app = express();
   app.get('/healthz', healthz);
-  app.use(redisSession({ redis, prefix, sessionSecret }));
+  app.use(redisSession({ redis, prefix, sessionSecret, wrap: boundedSessionStore }));
   app.use(auth);
   app.get('/p1', requireAuth(), (req, res) => {
     res.json({ sub: req.oauth.user.sub });

@@ -81,6 +81,11 @@ export async function startResourceServer(provider: TestProvider): Promise<Resou
     state.hits++;
     res.json({ sub: res.locals.sub, received: req.body });
   });
+  // Echoes the request headers the API saw (without the token) and whose token it was.
+  app.get('/v1/headers', auth, (req, res) => {
+    const { authorization: _authorization, ...headers } = req.headers;
+    res.json({ sub: res.locals.sub, headers });
+  });
   app.get('/v1/redirect', auth, (_req, res) => res.redirect(302, 'http://127.0.0.1:1/elsewhere'));
   app.get('/v1/big', auth, (_req, res) => res.type('json').send(`"${'x'.repeat(2 * 1024 * 1024)}"`));
   app.get('/v1/hang', auth, () => {});

@@ -1,0 +1,43 @@
+/**
+ * Rule 16: the browser chooses only a path suffix under the target's base path. Each segment is decoded
+ * once and refused when the decoded form could mean anything but one plain segment to the upstream:
+ * a dot segment, an encoded separator, a backslash, a control character, or something still
+ * percent-encoded (double encoding, which a second decoder upstream would turn into one of the above).
+ */
+
+// Raw characters never accepted in the suffix: backslash, NUL and other controls, and space.
+const RAW_REFUSED = /[\\\u0000-\u0020\u007f]/;
+// After one decode: separators, controls, and anything still encoded (`%2e` from `%252e`).
+const DECODED_REFUSED = /[/\\\u0000-\u001f\u007f]|%[0-9a-f]{2}/i;
+
+/**
+ * Maps the browser's path suffix (raw, as received, without query) under `basePath` (no trailing slash).
+ * Returns the upstream path, or `undefined` when the suffix must be refused (400 `invalid_path`).
+ *
+ * @example
+ * ```ts
+ * mapPath('/v1', '/users/me'); // '/v1/users/me'
+ * mapPath('/v1', '/%2e%2e/admin'); // undefined
+ * ```
+ */
+export function mapPath(basePath: string, suffix: string): string | undefined {
+  if (suffix === '' || suffix === '/') return basePath === '' ? '/' : suffix === '' ? basePath : `${basePath}/`;
+  if (suffix[0] !== '/' || RAW_REFUSED.test(suffix)) return undefined;
+  const segments = suffix.slice(1).split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const raw = segments[i]!;
+    // An empty segment (`//`) is refused, except the last one: a trailing slash.
+    if (raw === '') {
+      if (i === segments.length - 1) continue;
+      return undefined;
+    }
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      return undefined;
+    }
+    if (decoded === '.' || decoded === '..' || DECODED_REFUSED.test(decoded)) return undefined;
+  }
+  return `${basePath}${suffix}`;
+}

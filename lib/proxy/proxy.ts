@@ -1,0 +1,224 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import type { Request, RequestHandler, Response } from 'express';
+import { LoginRequiredError, OAuthError, OriginNotAllowedError, UpstreamTimeoutError, createOAuthError } from '../errors.js';
+import { isOwnScript } from './csrf.js';
+import { pickHeaders } from './headers.js';
+import { resolveProxyOptions, type OAuthProxyOptions, type ResolvedProxy } from './options.js';
+import { mapPath } from './path.js';
+import { GuardedBody, TooLargeError, redactText, tokenForms } from './redact.js';
+import { sendProxyError } from './respond.js';
+import { oauthSeam, type OAuthSeam } from './seams.js';
+
+const bad = (code: 'invalid_path' | 'invalid_request', message: string) => createOAuthError(code, message);
+const upstreamError = (message: string) => createOAuthError('upstream_error', message);
+const tooLarge = () => createOAuthError('request_too_large', 'Request body too large.');
+
+const DECODERS: Record<string, () => zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress> = {
+  gzip: () => zlib.createGunzip(),
+  'x-gzip': () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+};
+
+/**
+ * A same-origin API proxy for browser apps (the BFF pattern): the browser calls `<mount>/<path>` with the
+ * anti-CSRF header, the server calls `<target>/<path>` with the user's access token, and the answer
+ * streams back. Same guarantees as `req.oauthClient`: the token goes only to `apiBaseUrl` origins, it is
+ * refreshed before expiry (once across concurrent requests and processes), a 401 triggers one refresh and
+ * one replay for requests without a body, one deadline covers headers and bodies both ways, both bodies
+ * are capped and streamed, redirects are passed back without `Location` (never followed), proxy variables
+ * are ignored, and no token reaches the browser (headers redacted, body masked while streaming).
+ *
+ * Mount it after `oauth()` and before any body parser.
+ *
+ * @example
+ * ```ts
+ * app.use(auth);
+ * app.use('/api/github', oauthProxy({ target: 'https://api.github.com' }));
+ * // browser: fetch('/api/github/user', { headers: { 'X-CSRF': '1' } })
+ * ```
+ */
+export function oauthProxy(options: OAuthProxyOptions): RequestHandler {
+  const p = resolveProxyOptions(options);
+  return function oauthProxyMiddleware(req, res, next) {
+    let seam: OAuthSeam;
+    try {
+      seam = oauthSeam(req, 'oauthProxy');
+    } catch (err) {
+      return next(err);
+    }
+    forward(p, seam, req, res).catch((err: unknown) => {
+      if (!(err instanceof OAuthError)) {
+        seam.logger.error('oauthProxy: unexpected error', { error: err instanceof Error ? err.name : typeof err });
+        err = upstreamError('Proxy failure.');
+      }
+      const e = err as OAuthError;
+      if (e.status >= 500 && e.code !== 'store_unavailable') seam.logger.warn(`oauthProxy ${req.method}: ${e.message}`, { code: e.code });
+      sendProxyError(res, e, e.code === 'request_too_large' ? { Connection: 'close' } : e.code === 'method_not_allowed' ? { Allow: p.allow } : {});
+    });
+  };
+}
+
+async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Response): Promise<void> {
+  if (!isOwnScript(req, seam.appOrigin, p.csrfHeader, p.csrfValue)) {
+    throw createOAuthError('cross_site_request', 'Cross-site API call refused.');
+  }
+  if (!p.methods.has(req.method)) {
+    throw createOAuthError('method_not_allowed', 'Method not allowed.');
+  }
+  const url = req.url;
+  const q = url.indexOf('?');
+  const path = mapPath(p.basePath, q === -1 ? url : url.slice(0, q));
+  if (path === undefined) throw bad('invalid_path', 'The path would leave the proxied prefix.');
+  const upstreamPath = q === -1 ? path : path + url.slice(q);
+
+  // Framing: Node's parser already refuses most smuggling forms; refuse what is left, never re-frame silently.
+  const te = req.headers['transfer-encoding'];
+  const cl = req.headers['content-length'];
+  if (te !== undefined && cl !== undefined) throw bad('invalid_request', 'Both Content-Length and Transfer-Encoding.');
+  if (te !== undefined && te.toLowerCase() !== 'chunked') throw bad('invalid_request', 'Unsupported Transfer-Encoding.');
+  if (cl !== undefined && !/^\d{1,15}$/.test(cl)) throw bad('invalid_request', 'Invalid Content-Length.');
+  if (cl !== undefined && Number(cl) > p.maxRequestBytes) throw tooLarge();
+  const hasBody = te !== undefined || (cl !== undefined && Number(cl) > 0);
+  if (hasBody && (req as { _body?: boolean })._body) {
+    throw createOAuthError('config_invalid', 'oauthProxy: a body parser consumed the request body; mount the proxy before it.');
+  }
+  if (!seam.isAuthenticated) throw new LoginRequiredError();
+  if (!seam.apiOrigins.has(p.origin)) throw new OriginNotAllowedError(p.origin);
+
+  let token = await seam.accessToken();
+  const ac = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, p.timeout ?? seam.httpTimeout);
+  // The answer is complete, or the browser went away (then the upstream exchange ends with it).
+  res.once('close', () => {
+    clearTimeout(timer);
+    if (!res.writableFinished) ac.abort();
+  });
+  const failed = (err: unknown): OAuthError =>
+    err instanceof OAuthError
+      ? err
+      : timedOut
+        ? new UpstreamTimeoutError()
+        : err instanceof TooLargeError
+          ? tooLarge()
+          : upstreamError('The API could not be reached.');
+
+  try {
+    let upstream = await send(p, seam, req, upstreamPath, token, hasBody ? req : undefined, ac.signal);
+    if (upstream.statusCode === 401) {
+      const rejected = token;
+      if (!hasBody) {
+        // Nothing to lose: discard this answer, refresh (unless another request already did), replay once.
+        upstream.resume();
+        token = await seam.accessToken({ rejected });
+        upstream = await send(p, seam, req, upstreamPath, token, undefined, ac.signal);
+      } else {
+        // The body was streamed and is gone: no replay. Refresh for the next call, and pass the 401 on.
+        upstream.pause();
+        try {
+          await seam.accessToken({ rejected });
+        } catch (err) {
+          upstream.destroy();
+          if (err instanceof LoginRequiredError) throw err;
+        }
+      }
+    }
+    await relay(p, res, upstream, token);
+  } catch (err) {
+    throw failed(err);
+  }
+}
+
+/** Sends one upstream request; resolves with the response head. The request body (if any) is piped with its cap. */
+function send(p: ResolvedProxy, seam: OAuthSeam, req: Request, path: string, token: string, body: Readable | undefined, signal: AbortSignal) {
+  return new Promise<http.IncomingMessage>((resolve, reject) => {
+    const headers: Record<string, string | string[]> = {
+      ...pickHeaders(req.headers, p.requestHeaders),
+      ...p.extra,
+      authorization: `Bearer ${token}`,
+      // The body must be readable to mask a reflected token; a compressed answer is decoded anyway.
+      'accept-encoding': 'identity',
+    };
+    const cl = req.headers['content-length'];
+    if (cl !== undefined) headers['content-length'] = cl;
+    const secure = p.target.protocol === 'https:';
+    let upReq: http.ClientRequest;
+    try {
+      upReq = (secure ? https : http).request({
+        protocol: p.target.protocol,
+        hostname: p.target.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: p.target.port || undefined,
+        method: req.method,
+        path,
+        headers,
+        agent: secure ? seam.agents.https : seam.agents.http,
+        signal,
+        insecureHTTPParser: false,
+      });
+    } catch {
+      // Node refuses characters it would not put on a request line.
+      return reject(bad('invalid_path', 'Invalid characters in the path or query.'));
+    }
+    let uploadFailure: Error | undefined;
+    upReq.once('response', resolve);
+    upReq.once('error', (err) => reject(uploadFailure ?? err));
+    if (!body) return void upReq.end();
+    const guard = new GuardedBody(p.maxRequestBytes, undefined);
+    guard.once('error', (err) => {
+      uploadFailure = err;
+      body.unpipe(guard);
+      upReq.destroy(err);
+    });
+    body.once('error', (err) => upReq.destroy(err));
+    body.pipe(guard).pipe(upReq);
+  });
+}
+
+/** Streams the upstream answer back: allowed headers (token redacted), body decoded if needed, capped and masked. */
+function relay(p: ResolvedProxy, res: Response, upstream: http.IncomingMessage, token: string): Promise<void> {
+  const declared = upstream.headers['content-length'];
+  if (declared !== undefined && Number(declared) > p.maxResponseBytes) {
+    upstream.destroy();
+    throw upstreamError('The API answer exceeds maxResponseBytes.');
+  }
+  const encoding = (upstream.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  const decoder = encoding === 'identity' ? undefined : DECODERS[encoding];
+  if (encoding !== 'identity' && !decoder) {
+    upstream.destroy();
+    throw upstreamError('The API answered with an unsupported Content-Encoding.');
+  }
+  const forms = tokenForms(token);
+  res.statusCode = upstream.statusCode ?? 502;
+  const headers = pickHeaders(upstream.headers, p.responseHeaders);
+  for (const [name, value] of Object.entries(headers)) {
+    res.setHeader(name, Array.isArray(value) ? value.map((v) => redactText(v, forms)) : redactText(value, forms));
+  }
+  // Masking keeps the length; decoding does not.
+  if (declared !== undefined && !decoder) res.setHeader('Content-Length', declared);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+
+  const guard = new GuardedBody(p.maxResponseBytes, p.redactBody ? forms : undefined);
+  return new Promise<void>((resolve, reject) => {
+    const source: Readable = decoder ? upstream.pipe(decoder()) : upstream;
+    const fail = (err: Error) => {
+      source.unpipe(guard);
+      guard.unpipe(res);
+      upstream.destroy();
+      reject(err instanceof TooLargeError ? upstreamError('The API answer exceeds maxResponseBytes.') : err);
+    };
+    upstream.once('error', fail);
+    upstream.once('aborted', () => fail(new Error('upstream aborted')));
+    if (decoder) source.once('error', fail);
+    guard.once('error', fail);
+    res.once('finish', () => resolve());
+    res.once('close', () => resolve());
+    source.pipe(guard).pipe(res);
+  });
+}

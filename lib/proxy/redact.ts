@@ -1,0 +1,66 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
+/** The forms in which a reflected token shows up: raw, JSON-escaped (`\/`) and percent-encoded. */
+export function tokenForms(token: string): Buffer[] {
+  const forms = new Set([token, token.replaceAll('/', '\\/'), encodeURIComponent(token)]);
+  return [...forms].filter((f) => f.length > 0).map((f) => Buffer.from(f));
+}
+
+/** Replaces every token form in a header value. */
+export function redactText(value: string, forms: Buffer[]): string {
+  for (const f of forms) {
+    const s = f.toString();
+    if (value.includes(s)) value = value.replaceAll(s, '[REDACTED]');
+  }
+  return value;
+}
+
+/** Overwrites every occurrence of every form in `buf` with `*` (same length: framing stays valid). */
+function mask(buf: Buffer, forms: Buffer[]): void {
+  for (const f of forms) {
+    for (let i = buf.indexOf(f); i !== -1; i = buf.indexOf(f, i + f.length)) buf.fill(0x2a, i, i + f.length);
+  }
+}
+
+/** Thrown into the pipeline when a body exceeds its cap. */
+export class TooLargeError extends Error {
+  constructor() {
+    super('body exceeds the size cap');
+    this.name = 'TooLargeError';
+  }
+}
+
+/**
+ * A pass-through for a body on its way to the browser (or upstream), never buffering it whole:
+ * counts bytes against `max` (error beyond it) and, when `forms` is given, masks the token in it. A
+ * match split across chunks is found because the last `longest - 1` bytes are held back until the next
+ * chunk (or the end): the only data ever buffered. Masking keeps the length, so `Content-Length` holds.
+ */
+export class GuardedBody extends Transform {
+  private tail: Buffer = Buffer.alloc(0);
+  private seen = 0;
+  private readonly keep: number;
+
+  constructor(
+    private readonly max: number,
+    private readonly forms: Buffer[] | undefined,
+  ) {
+    super();
+    this.keep = forms && forms.length ? Math.max(...forms.map((f) => f.length)) - 1 : 0;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) return done(new TooLargeError());
+    if (!this.forms) return done(null, chunk);
+    const buf = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
+    mask(buf, this.forms);
+    const held = Math.min(this.keep, buf.length);
+    this.tail = buf.subarray(buf.length - held);
+    done(null, held === buf.length ? undefined : buf.subarray(0, buf.length - held));
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.tail.length ? this.tail : undefined);
+  }
+}

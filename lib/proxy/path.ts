@@ -1,5 +1,5 @@
 /**
- * Rule 16: the browser chooses only a path suffix under the target's base path. Each segment is decoded
+ * API proxy paths (SECURITY.md, rule 16; RFC 3986 §3.3 and §5.2.4): the browser chooses only a path suffix under the target's base path. Each segment is decoded
  * once and refused when the decoded form could mean anything but one plain segment to the upstream:
  * a dot segment, an encoded separator, a backslash, a control character, or something still
  * percent-encoded (double encoding, which a second decoder upstream would turn into one of the above).

@@ -4,8 +4,23 @@ import { sha256 } from '../crypto.js';
 import { CallbackError, OAuthError, ProviderError, StoreUnavailableError, providerNotLoaded, safeOAuthErrorCode } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
-import { TX_TTL_MS, defaultSameSite, livePending, regenerateSession, reloadSession, saveSession } from '../session.js';
+import {
+  TX_TTL_MS,
+  defaultSameSite,
+  isLoggedIn,
+  isOAuthField,
+  livePending,
+  namespaceOf,
+  regenerateSession,
+  reloadSession,
+  saveSession,
+  setNamespace,
+  type OAuthSessionData,
+} from '../session.js';
 import { sessionTag } from '../tokens.js';
+import { stateOf } from '../request-state.js';
+import { checkRequireLogin } from '../require-login.js';
+import { endConnection } from './end-connection.js';
 
 /** Parameters of an authorization response that may appear at most once. */
 const SINGLE = ['state', 'code', 'iss', 'error', 'error_description', 'error_uri', 'session_state'];
@@ -46,7 +61,7 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
     // Every failed callback leaves one log line and one event, with a reason and never a value.
     const reason = failureReason(err);
     instance.cfg.logger.warn(`login failed at the callback: ${reason}`, { reason, status: err instanceof OAuthError ? err.status : 500 });
-    instance.events.emit('login_failed', { reason });
+    instance.events.emit('login_failed', { provider: instance.cfg.name, reason });
     throw err;
   }
 }
@@ -68,12 +83,17 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
   // so the same callback can be retried.
   if (!server.isLoaded) throw providerNotLoaded();
 
-  // 2. Find the transaction this browser started, by a hash of the state.
-  const data = sreq.session.oauth;
+  // 2. Find the transaction this browser started, by a hash of the state, among this instance's own: a
+  // state of another provider of the app is unknown here (and stays pending there).
+  const data = namespaceOf(sreq.session, cfg.sessionKey);
   const pending = livePending(data);
   const key = sha256(state);
   const tx = pending[key];
   if (!tx || !data) throw invalid('unknown or expired state');
+  const group = stateOf(req)?.group;
+  // A connection that needs a login finds none (logged out in another tab meanwhile): refused before the
+  // transaction is consumed or a token requested; nothing else of the session changes.
+  await checkRequireLogin(instance, req, group);
 
   // 3. Consume it (single use): an atomic claim in the store, so two concurrent requests with the same
   // callback cannot both redeem the code; then durably in the session.
@@ -93,7 +113,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
     if (error === 'access_denied') {
       if (cfg.accessDeniedRedirect) {
         cfg.logger.warn('login failed at the callback: access_denied', { reason, status: 302 });
-        events.emit('login_failed', { reason });
+        events.emit('login_failed', { provider: cfg.name, reason });
         return void res.redirect(302, cfg.accessDeniedRedirect);
       }
       throw new CallbackError('Access was denied at the identity provider.', 'access_denied', 403);
@@ -130,24 +150,66 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
     );
   }
 
-  // 7. New session id (fixation defence); pending logins of other tabs (re-read: one may have started
-  // during the exchange) move along; the old session's tokens go once the new login is stored.
+  // 7. New session id (fixation defence), for both roles. What moves to it: the pending logins of other
+  // tabs (re-read: one may have started during the exchange), the other instances' data (their pending
+  // logins, and their connections unless another user just logged in), the app's own fields unless
+  // `keepSessionData: false`; the other instances' records follow under the new id (re-sealed: a record is
+  // bound to its session id). The old session's records go once the new login is stored.
   const oldSid = sreq.sessionID;
+  const others = group?.others(instance) ?? [];
+  const user = { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) };
+  const moved: typeof others = [];
+  const dropped: typeof others = [];
   try {
     await reloadSession(sreq, cfg.storeTimeout);
-    const otherTabs = livePending(sreq.session.oauth);
+    const before = sreq.session as unknown as Record<string, unknown>;
+    const otherTabs = livePending(namespaceOf(before, cfg.sessionKey));
     delete otherTabs[key];
+    const previousSub = cfg.role === 'login' ? namespaceOf(before, cfg.sessionKey)?.user?.sub : undefined;
+    // Another user logging in over this session does not inherit the connections of the previous one.
+    const switchedUser = previousSub !== undefined && previousSub !== tokenSet.sub;
+    const carried: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(before)) {
+      if (k === 'cookie' || k === cfg.sessionKey) continue;
+      if (isOAuthField(k)) carried[k] = switchedUser ? { tx: livePending(v as OAuthSessionData) } : v;
+      else if (cfg.keepSessionData) carried[k] = v;
+    }
     await regenerateSession(sreq, cfg.storeTimeout);
     defaultSameSite(sreq);
-    sreq.session.oauth = { tx: otherTabs, user: { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) }, loginAt: Date.now() };
-    await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
+    Object.assign(sreq.session, carried);
+    const mine: OAuthSessionData = { tx: otherTabs, user, loginAt: Date.now() };
+    if (tx.extraScopes) mine.extraScopes = tx.extraScopes;
+    setNamespace(sreq.session, cfg.sessionKey, mine);
+    const record = tokens.buildRecord(tokenSet);
+    if (record.scope === undefined && (cfg.scope || tx.extraScopes)) {
+      record.scope = [...new Set([...cfg.scope.split(' '), ...(tx.extraScopes ?? [])])].filter(Boolean).join(' ');
+    }
+    await tokens.write(sreq.sessionID, record);
+    for (const other of others) {
+      if (!isLoggedIn(namespaceOf(before, other.cfg.sessionKey))) continue;
+      if (switchedUser) {
+        dropped.push(other);
+        continue;
+      }
+      const loaded = await other.tokens.read(oldSid);
+      if (loaded) {
+        await other.tokens.write(sreq.sessionID, loaded.record);
+        moved.push(other);
+      } else {
+        setNamespace(sreq.session, other.cfg.sessionKey, { tx: livePending(namespaceOf(before, other.cfg.sessionKey)) });
+      }
+    }
     await saveSession(sreq, cfg.storeTimeout);
   } catch (err) {
-    // The tokens could not be kept: do not leave a live grant behind.
+    // The tokens could not be kept: do not leave a live grant behind (the old session's records stay as they were).
     void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
+    const newSid = sreq.sessionID;
+    if (newSid !== oldSid) for (const other of moved) void other.tokens.remove(newSid).catch(() => {});
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
   await tokens.remove(oldSid).catch(() => {}); // best effort: the old session id no longer exists anyway
-  events.emit('login', { session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
+  for (const other of moved) await other.tokens.remove(oldSid).catch(() => {});
+  for (const other of dropped) await endConnection(other, oldSid, undefined).catch(() => {});
+  events.emit('login', { provider: cfg.name, session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
   res.redirect(302, tx.returnTo);
 }

@@ -3,6 +3,7 @@ import type { Instance } from '../instance.js';
 import { handleCallback } from './callback.js';
 import { handleLogin } from './login.js';
 import { handleLogout } from './logout.js';
+import { handleDisconnect } from './disconnect.js';
 import { ROUTES, ROUTE_NAMES, type RouteDescriptor, type RouteName } from './table.js';
 
 export type RouteHandler = (instance: Instance, req: Request, res: Response) => Promise<void>;
@@ -12,6 +13,7 @@ const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
   login: handleLogin,
   callback: handleCallback,
   logout: handleLogout,
+  disconnect: handleDisconnect,
 };
 
 /** A route as dispatched: its row of the table, its handler, its resolved path. */
@@ -20,7 +22,8 @@ export interface MountedRoute extends RouteDescriptor {
   handler: RouteHandler;
 }
 
-/** The dispatch table of one instance: resolved path -> route. Built once, at startup. */
-export function mountRoutes(paths: Readonly<Record<RouteName, string>>): ReadonlyMap<string, MountedRoute> {
-  return new Map(ROUTE_NAMES.map((name) => [paths[name], { name, ...ROUTES[name], handler: HANDLERS[name] }]));
+/** The dispatch table of one instance: resolved path -> route, for the routes of its role. Built once, at startup. */
+export function mountRoutes(paths: Readonly<Partial<Record<RouteName, string>>>): ReadonlyMap<string, MountedRoute> {
+  const mounted = ROUTE_NAMES.filter((name) => paths[name] !== undefined);
+  return new Map(mounted.map((name) => [paths[name]!, { name, ...ROUTES[name], handler: HANDLERS[name] }]));
 }

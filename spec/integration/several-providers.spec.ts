@@ -17,13 +17,13 @@ type SessionWithApp = express.Request['session'] & { cart?: string };
 
 /** The app of createEnv (login with the OpenID Provider, unnamed instance) plus a `github` connect instance. */
 async function createTwoProviderEnv(gh: GitHubLike, connect: Partial<OAuthOptions> = {}, login: Partial<OAuthOptions> = {}) {
-  let github: OAuthMiddleware | undefined;
+  const slot: { github?: OAuthMiddleware } = {};
   const ghLogger = new CapturedLogger();
   const env = await createEnv({
     oauth: login,
     routes: (app) => {
       // Created once the app's URL is known (below); the group forms on the first request.
-      app.use((req, res, next) => github!(req, res, next));
+      app.use((req, res, next) => slot.github!(req, res, next));
       app.get('/cart', (req, res) => {
         (req.session as SessionWithApp).cart = 'book';
         res.json({ cart: 'book' });
@@ -41,7 +41,7 @@ async function createTwoProviderEnv(gh: GitHubLike, connect: Partial<OAuthOption
       app.get('/oauth/session', sessionEndpoint());
     },
   });
-  github = oauth({
+  const github = (slot.github = oauth({
     name: 'github',
     role: 'connect',
     authorizationEndpoint: `${gh.url}/login/oauth/authorize`,
@@ -57,7 +57,7 @@ async function createTwoProviderEnv(gh: GitHubLike, connect: Partial<OAuthOption
     encryptionKey: ENCRYPTION_KEY,
     logger: ghLogger,
     ...connect,
-  });
+  }));
   await github.ready();
   const connectGitHub = async (browser: TestBrowser, query = '') => {
     const { stoppedAt } = await browser.follow(`${env.appUrl}/oauth/github/login${query}`, (u) =>

@@ -98,18 +98,30 @@ function requireState(req: Request, name: string): RequestState {
   return state;
 }
 
-function contextOf(req: Request, state: RequestState): OAuthRequestContext {
-  const data = state.instance.session(req).session.oauth;
-  return {
-    isAuthenticated: data?.user !== undefined && typeof data.loginAt === 'number',
-    user: data?.user,
-    async tokenInfo(): Promise<TokenInfo | undefined> {
-      const loaded = await tokensOf(req, state).record();
-      if (!loaded) return undefined;
-      const { expires_at, scope, refresh_token } = loaded.record;
-      return { expiresAt: expires_at === undefined ? undefined : new Date(expires_at * 1000), scope, refreshable: !!refresh_token };
-    },
-  };
+/**
+ * `req.oauth`: one object per request that reads it, methods on the prototype (no closures). The request
+ * and state are private fields: logging `req.oauth` shows the login state, never the session or its id.
+ */
+class RequestContext implements OAuthRequestContext {
+  readonly isAuthenticated: boolean;
+  readonly user: OAuthUser | undefined;
+  readonly #req: Request;
+  readonly #state: RequestState;
+
+  constructor(req: Request, state: RequestState) {
+    const data = state.instance.session(req).session.oauth;
+    this.isAuthenticated = data?.user !== undefined && typeof data.loginAt === 'number';
+    this.user = data?.user;
+    this.#req = req;
+    this.#state = state;
+  }
+
+  async tokenInfo(): Promise<TokenInfo | undefined> {
+    const loaded = await tokensOf(this.#req, this.#state).record();
+    if (!loaded) return undefined;
+    const { expires_at, scope, refresh_token } = loaded.record;
+    return { expiresAt: expires_at === undefined ? undefined : new Date(expires_at * 1000), scope, refreshable: !!refresh_token };
+  }
 }
 
 /** Request prototypes that already have the accessors (one per Express app; sub-apps inherit their parent's). */
@@ -141,7 +153,7 @@ export function installRequestAccessors(proto: object): void {
     enumerable: false,
     get(this: Request): OAuthRequestContext {
       const state = requireState(this, 'oauth');
-      return (state.context ??= contextOf(this, state));
+      return (state.context ??= new RequestContext(this, state));
     },
     set(this: Request, value: unknown) {
       Object.defineProperty(this, 'oauth', { value, configurable: true, writable: true, enumerable: true });

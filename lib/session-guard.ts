@@ -9,6 +9,14 @@ interface GuardedStore {
 
 const guarded = new WeakMap<Store, GuardedStore>();
 
+/** Sessions whose login this request has just stored: their next write needs no check. */
+const freshLogins = new WeakSet<object>();
+
+/** Marks a session whose token record the current request has just written (the callback), sparing the guard's read. */
+export function markFreshLogin(session: object): void {
+  freshLogins.add(session);
+}
+
 type SetCallback = (err?: unknown) => void;
 type SessionLike = { oauth?: { user?: unknown } } | null | undefined;
 
@@ -38,6 +46,7 @@ export function guardSessionStore(store: Store, check: LoginCheck): void {
   store.set = function guardedSet(this: Store, sid: string, session: unknown, callback?: SetCallback): void {
     originalSet.call(this, sid, session as never, (err?: unknown) => {
       if (err || !(session as SessionLike)?.oauth?.user) return callback?.(err);
+      if (freshLogins.delete(session as object)) return callback?.();
       void loginAlive(checks, sid).then((alive) => {
         if (alive) return callback?.();
         store.destroy(sid, () => callback?.());

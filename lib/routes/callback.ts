@@ -4,7 +4,17 @@ import { sha256 } from '../crypto.js';
 import { CallbackError, OAuthError, ProviderError, StoreUnavailableError, providerNotLoaded, safeOAuthErrorCode } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
-import { TX_TTL_MS, defaultSameSite, livePending, regenerateSession, reloadSession, saveSession } from '../session.js';
+import {
+  TX_TTL_MS,
+  defaultSameSite,
+  livePending,
+  regenerateSession,
+  reloadSession,
+  saveSession,
+  type PendingLogin,
+  type SessionRequest,
+} from '../session.js';
+import { markFreshLogin } from '../session-guard.js';
 import { sessionTag } from '../tokens.js';
 
 /** Parameters of an authorization response that may appear at most once. */
@@ -52,7 +62,7 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
 }
 
 async function completeLogin(instance: Instance, req: Request, res: Response): Promise<void> {
-  const { cfg, server, tokens, events } = instance;
+  const { cfg, server, tokens } = instance;
   const sreq = instance.session(req);
   const started = Date.now();
 
@@ -76,11 +86,35 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
   if (!tx || !data) throw invalid('unknown or expired state');
 
   // 3. Consume it (single use): an atomic claim in the store, so two concurrent requests with the same
-  // callback cannot both redeem the code; then durably in the session.
+  // callback cannot both redeem the code (the claim outlives the transaction). A successful login replaces
+  // the session below; a failed one removes the transaction from the session too (see forgetTransaction).
   if (!(await tokens.claimOnce(`tx:${key}`, TX_TTL_MS))) throw invalid('state already used');
-  delete pending[key];
-  data.tx = pending;
-  await saveSession(sreq, cfg.storeTimeout);
+  const wasLoggedIn = data.user !== undefined;
+  try {
+    return await exchangeAndStore(instance, req, res, { params, state, key, tx, wasLoggedIn, started });
+  } catch (err) {
+    await forgetTransaction(sreq, key, cfg.storeTimeout);
+    throw err;
+  }
+}
+
+/** After a failed callback, the used transaction leaves the session as well (best effort: the claim already refuses it). */
+async function forgetTransaction(sreq: SessionRequest, key: string, storeTimeout: number): Promise<void> {
+  const data = sreq.session?.oauth;
+  if (!data?.tx?.[key]) return;
+  delete data.tx[key];
+  await saveSession(sreq, storeTimeout).catch(() => {});
+}
+
+async function exchangeAndStore(
+  instance: Instance,
+  req: Request,
+  res: Response,
+  c: { params: URLSearchParams; state: string; key: string; tx: PendingLogin; wasLoggedIn: boolean; started: number },
+): Promise<void> {
+  const { cfg, server, tokens, events } = instance;
+  const sreq = instance.session(req);
+  const { params, state, key, tx, started } = c;
 
   // 4. RFC 9207: the response must come from the issuer this login was sent to.
   const iss = params.get('iss');
@@ -94,6 +128,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
       if (cfg.accessDeniedRedirect) {
         cfg.logger.warn('login failed at the callback: access_denied', { reason, status: 302 });
         events.emit('login_failed', { reason });
+        await forgetTransaction(sreq, key, cfg.storeTimeout);
         return void res.redirect(302, cfg.accessDeniedRedirect);
       }
       throw new CallbackError('Access was denied at the identity provider.', 'access_denied', 403);
@@ -141,13 +176,16 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
     defaultSameSite(sreq);
     sreq.session.oauth = { tx: otherTabs, user: { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) }, loginAt: Date.now() };
     await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
+    // The record was written just above, by this request: the logout guard need not read it back.
+    markFreshLogin(sreq.session);
     await saveSession(sreq, cfg.storeTimeout);
   } catch (err) {
     // The tokens could not be kept: do not leave a live grant behind.
     void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
-  await tokens.remove(oldSid).catch(() => {}); // best effort: the old session id no longer exists anyway
+  // Logging in over a live login: its record goes (best effort, not awaited: the old session id no longer exists).
+  if (c.wasLoggedIn) void tokens.remove(oldSid).catch(() => {});
   events.emit('login', { session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
   res.redirect(302, tx.returnTo);
 }

@@ -1,3 +1,4 @@
+import { telemetryOf } from './telemetry.js';
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
 import { randomToken } from './crypto.js';
@@ -343,12 +344,14 @@ export class AuthorizationServer {
     if (params.iss !== undefined) currentUrl.searchParams.set('iss', params.iss);
     let res;
     try {
-      res = await client.authorizationCodeGrant(config, currentUrl, {
-        pkceCodeVerifier: checks.codeVerifier,
-        expectedState: checks.state,
-        expectedNonce: checks.nonce,
-        idTokenExpected: this.cfg.openid,
-      });
+      res = await telemetryOf(this.cfg).span('code_exchange', () =>
+        client.authorizationCodeGrant(config, currentUrl, {
+          pkceCodeVerifier: checks.codeVerifier,
+          expectedState: checks.state,
+          expectedNonce: checks.nonce,
+          idTokenExpected: this.cfg.openid,
+        }),
+      );
     } catch (err) {
       throw toProviderError(err, 'Code exchange');
     }
@@ -360,7 +363,7 @@ export class AuthorizationServer {
     const config = this.require();
     let res;
     try {
-      res = await client.refreshTokenGrant(config, refreshToken);
+      res = await telemetryOf(this.cfg).span('refresh', () => client.refreshTokenGrant(config, refreshToken));
     } catch (err) {
       throw toProviderError(err, 'Refresh');
     }
@@ -372,7 +375,7 @@ export class AuthorizationServer {
     const config = this.require();
     if (!config.serverMetadata().revocation_endpoint) return false;
     try {
-      await client.tokenRevocation(config, token, { token_type_hint: hint });
+      await telemetryOf(this.cfg).span('revocation', () => client.tokenRevocation(config, token, { token_type_hint: hint }));
       return true;
     } catch (err) {
       throw toProviderError(err, 'Revocation');

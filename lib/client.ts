@@ -10,6 +10,7 @@ import axios, {
   type InternalAxiosRequestConfig,
 } from 'axios';
 import type { ResolvedConfig } from './config.js';
+import { telemetryOf } from './telemetry.js';
 import { OriginNotAllowedError, UpstreamTimeoutError } from './errors.js';
 
 /** Agents shared by every per-request client of one `oauth()` instance: connections are reused, user state is not. */
@@ -237,6 +238,7 @@ function checkedUrl(cfg: ResolvedConfig, config: InternalAxiosRequestConfig): UR
  * streams from APIs that echo requests.
  */
 function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedClient {
+  const telemetry = telemetryOf(cfg);
   const guarded: AxiosAdapter = async (config) => {
     const target = checkedUrl(cfg, config);
     const source = sourceOf(config as SourcedConfig);
@@ -285,6 +287,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
     let forms: string[] | undefined;
     try {
       const response = await httpAdapter(dispatched);
+      telemetry.apiCall('client', response.status);
       forms = tokenForms(token);
       scrub(response, config);
       redactHeaders(response, forms);
@@ -294,6 +297,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       else redactBody(response, wanted, encoding, forms);
       return response;
     } catch (err) {
+      telemetry.apiCall('client', err instanceof AxiosError ? (err.response?.status ?? 0) : 0);
       scrub(err, config);
       if (err instanceof AxiosError && err.response) {
         forms ??= tokenForms(token);

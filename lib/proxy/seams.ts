@@ -7,6 +7,7 @@ import type { Request } from 'express';
 import type http from 'node:http';
 import type https from 'node:https';
 import { createOAuthError } from '../errors.js';
+import { telemetryOf, type Telemetry } from '../telemetry.js';
 import { stateOf, tokensOf } from '../request-state.js';
 import type { Logger, OAuthUser } from '../types.js';
 
@@ -19,6 +20,8 @@ export interface OAuthSeam {
   /** Deadline of API calls (`httpTimeout`), the proxy's default. */
   httpTimeout: number;
   logger: Logger;
+  /** The instance's metrics (proxied calls by status). */
+  telemetry: Telemetry;
   /** The keep-alive agents shared by `req.oauthClient` (connections reused, no user state). */
   agents: { http: http.Agent; https: https.Agent };
   /** The logout route, as the browser must call it (mount path included). */
@@ -51,6 +54,7 @@ export function oauthSeam(req: Request, who: string): OAuthSeam {
     apiOrigins: cfg.apiOrigins,
     httpTimeout: cfg.httpTimeout,
     logger: cfg.logger,
+    telemetry: telemetryOf(cfg),
     agents: instance.agents,
     logoutUrl: `${state.base}${cfg.paths.logout}`,
     isAuthenticated: data?.user !== undefined && typeof data.loginAt === 'number',

@@ -110,7 +110,8 @@ const TX_TTL_MS = 10 * 60_000;
 
 async function main() {
   const started = Date.now();
-  const provider = await children.start('provider', path.join(BENCH_DIR, 'processes', 'provider.js'), { ...CLIENT, apiResource: API_RESOURCE });
+  // storeSize: room in the provider's in-memory store (its default LRU of ~1000 entries would evict live grants in a long run).
+  const provider = await children.start('provider', path.join(BENCH_DIR, 'processes', 'provider.js'), { ...CLIENT, apiResource: API_RESOURCE, storeSize: 200_000 });
   const api = await children.start('api', path.join(BENCH_DIR, 'processes', 'api.js'), { issuer: provider.info.issuer, apiResource: API_RESOURCE });
   const prefix = `bench:soak:${process.pid}:`;
   const app = await children.start('app', path.join(BENCH_DIR, 'lib', 'soak-app.js'), appConfig('pkg', { issuer: provider.info.issuer, apiUrl: api.info.url }, prefix));

@@ -23,6 +23,9 @@ const redis =
         rootNodes: env.rootNodes,
         defaults: { socket, disableOfflineQueue: true },
         maxCommandRedirections: 16,
+        // After a node is lost, refresh the slot map 1 s after the first reconnection attempt (default 5 s:
+        // commands for the lost master's slots would fail for ~5 s more after its replica took over).
+        topologyRefreshOnReconnectionAttemptStrategy: env.topologyRefreshMs ?? 1000,
       });
 const errors = {};
 redis.on('error', (err) => {

@@ -165,3 +165,56 @@ export function tally(samples: Sample[], from = 0, to = Infinity): Record<string
   }
   return out;
 }
+
+/** A client with plain SET/GET (node-redis client, cluster or sentinel). */
+interface KeyValue {
+  set(key: string, value: string, options?: { PX?: number }): Promise<unknown>;
+  get(key: string): Promise<unknown>;
+}
+
+/**
+ * Acknowledged-write probe: writes `prefix<n>` one after the other (each awaited) until stopped, then reads
+ * every acknowledged key back. What a failover loses of acknowledged writes (Redis replication is
+ * asynchronous) shows up as `lost`.
+ */
+export function startWriteProbe(client: KeyValue, prefix: string) {
+  const acked: string[] = [];
+  let failed = 0;
+  let running = true;
+  const loop = (async () => {
+    for (let n = 0; running; n++) {
+      const key = `${prefix}${n}`;
+      try {
+        await client.set(key, String(n), { PX: 600000 });
+        acked.push(key);
+      } catch {
+        failed++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  })();
+  let result: Promise<{ acked: number; failed: number; lost: number; lostKeys: string[] }> | undefined;
+  const check = async () => {
+    running = false;
+    await loop;
+    const lostKeys: string[] = [];
+    for (const key of acked) {
+      let value: unknown;
+      for (let a = 0; a < 20; a++) {
+        try {
+          value = await client.get(key);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      if (value === null || value === undefined) lostKeys.push(key);
+    }
+    return { acked: acked.length, failed, lost: lostKeys.length, lostKeys: lostKeys.slice(0, 20) };
+  };
+  return {
+    acked,
+    /** Stops the writer and reads every acknowledged key back (once; later calls answer the same). */
+    stop: () => (result ??= check()),
+  };
+}

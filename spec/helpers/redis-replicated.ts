@@ -290,9 +290,12 @@ export async function startSentinel(name = 'eoc'): Promise<SentinelSetup> {
         const other = cur === master.port ? replica.port : master.port;
         await until(
           'replica in sync',
-          async () =>
-            Number(field(await cli(other, 'info', 'replication'), 'slave_repl_offset')) >=
-            Number(field(await cli(cur, 'info', 'replication'), 'master_repl_offset')),
+          async () => {
+            // The master's offset first: whatever it had acknowledged by then is on the replica once the
+            // replica's offset reaches it (read the other way round, a busy master never looks in sync).
+            const m = Number(field(await cli(cur, 'info', 'replication'), 'master_repl_offset'));
+            return Number(field(await cli(other, 'info', 'replication'), 'slave_repl_offset')) >= m;
+          },
           timeoutMs,
           20,
         );
@@ -300,8 +303,22 @@ export async function startSentinel(name = 'eoc'): Promise<SentinelSetup> {
       async failover(timeoutMs = 30000) {
         const before = await setup.currentMaster();
         const target = before === master.port ? replica.port : master.port;
-        const answer = await cli(sentinels[0]!.port, 'sentinel', 'failover', name);
-        if (!answer.includes('OK')) throw new Error(`SENTINEL FAILOVER refused: ${answer}`);
+        // A sentinel refuses (NOGOODSLAVE) until it has fresh INFO from the replica: ask again, bounded.
+        let answer = '';
+        await until(
+          'a sentinel to accept SENTINEL FAILOVER',
+          async () => {
+            for (const s of sentinels) {
+              answer = await cli(s.port, 'sentinel', 'failover', name);
+              if (answer.includes('OK')) return true;
+            }
+            return false;
+          },
+          timeoutMs,
+          250,
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; last answer: ${answer.trim()}`);
+        });
         await until(
           'the sentinels to switch the master',
           async () => (await setup.currentMaster()) === target && /^role:master$/m.test(await cli(target, 'info', 'replication')),

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createCluster } from 'redis';
 import type { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
-import { callApi, startHaChild, startTraffic, tally, type HaChild } from '../helpers/ha-traffic.js';
+import { callApi, startHaChild, startTraffic, startWriteProbe, tally, type HaChild } from '../helpers/ha-traffic.js';
 import { startReplicatedCluster, until, type ReplicatedCluster } from '../helpers/redis-replicated.js';
 
 const SESSIONS = 16;
@@ -32,6 +32,7 @@ beforeAll(async () => {
     rootNodes: cluster.rootNodes,
     defaults: { socket: { connectTimeout: 1000, reconnectStrategy: (n: number) => Math.min(50 * n, 500) }, disableOfflineQueue: true },
     maxCommandRedirections: 16,
+    topologyRefreshOnReconnectionAttemptStrategy: 1000,
   });
   client.on('error', () => {});
   await client.connect();
@@ -107,6 +108,7 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
     const refreshesBefore = env.provider.counters.refreshGrants;
     const errorsBefore = env.provider.counters.refreshErrors;
     const traffic = startTraffic(env, sessions, apps(), { apiWorkers: 8 });
+    const probe = startWriteProbe(client, `probe:o1:${process.pid}:`);
     try {
       await until('some traffic', async () => traffic.samples.length > 20, 20000);
       // Tokens fall due one by one across the switch: refreshes run before, during and after it.
@@ -115,10 +117,12 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
       await cluster.failover(replicas[0]!);
       await cluster.waitHealthy(30000, { replicas: true });
       const ended = Date.now();
-      // Let the last expiries and the traffic after the switch run.
+      // Let the last expiries and the traffic after the switch run: every session has been refreshed.
       await until('traffic after the switch', async () => traffic.samples.filter((s) => s.at > ended + 1500).length > 30, 30000);
+      await until('every session refreshed', async () => env.provider.counters.refreshGrants - refreshesBefore >= SESSIONS, 30000);
       await traffic.stop();
       report.clusterFailover = {
+        ackedWrites: await probe.stop(),
         switchMs: ended - started,
         before: tally(traffic.samples, 0, started),
         during: tally(traffic.samples, started, ended),
@@ -127,8 +131,11 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
       };
     } finally {
       await traffic.stop();
+      await probe.stop();
     }
     expectNo500(traffic.samples);
+    // A coordinated failover loses no acknowledged write.
+    expect((report.clusterFailover as { ackedWrites: { lost: number } }).ackedWrites.lost).toBe(0);
     const established = [...sessions, ...traffic.newSessions.map((s) => s.browser)];
     const lost = await lostSessions(established);
     const refreshes = env.provider.counters.refreshGrants - refreshesBefore;
@@ -153,22 +160,31 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
     const refreshesBefore = env.provider.counters.refreshGrants;
     const errorsBefore = env.provider.counters.refreshErrors;
     const traffic = startTraffic(env, sessions, apps(), { apiWorkers: 8 });
+    const probe = startWriteProbe(client, `probe:o2:${process.pid}:`);
     let killedAt = 0;
     try {
       await until('some traffic', async () => traffic.samples.length > 20, 20000);
       // Tokens fall due only after the kill, so every refresh runs against the cluster without the victim
       // (a refresh write acknowledged by the victim but not replicated would be lost and its refresh token
       // reused: that is Redis's asynchronous replication, measured in the kill case of bench/, not here).
-      await scheduleExpiry(2500, 100);
-      await cluster.waitInSync(victim);
+      // The kill must come before the first token falls due: on a slow machine, schedule again.
+      for (let attempt = 0; ; attempt++) {
+        const scheduled = Date.now();
+        await scheduleExpiry(2500, 100);
+        await cluster.waitInSync(victim);
+        if (Date.now() < scheduled + 2000) break;
+        if (attempt === 4) throw new Error('machine too slow to schedule the expiries before the kill');
+      }
       killedAt = Date.now();
       await cluster.kill(victim);
       await cluster.waitPromoted(replicas[0]!, 30000);
       await cluster.waitHealthy(30000, { replicas: false });
       const ended = Date.now();
       await until('traffic after the switch', async () => traffic.samples.filter((s) => s.at > ended + 2000).length > 30, 30000);
+      await until('every session refreshed', async () => env.provider.counters.refreshGrants - refreshesBefore >= SESSIONS, 30000);
       await traffic.stop();
       report.masterKilled = {
+        ackedWrites: await probe.stop(),
         switchMs: ended - killedAt,
         before: tally(traffic.samples, 0, killedAt),
         during: tally(traffic.samples, killedAt, ended),
@@ -177,6 +193,7 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
       };
     } finally {
       await traffic.stop();
+      await probe.stop();
     }
     expectNo500(traffic.samples);
     // Sessions established before the replica was in sync must all be there; logins acknowledged by the

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createSentinel } from 'redis';
 import type { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
-import { callApi, startHaChild, startTraffic, tally, type HaChild } from '../helpers/ha-traffic.js';
+import { callApi, startHaChild, startTraffic, startWriteProbe, tally, type HaChild } from '../helpers/ha-traffic.js';
 import { startSentinel, until, type SentinelSetup } from '../helpers/redis-replicated.js';
 
 const SESSIONS = 12;
@@ -72,6 +72,7 @@ describe('Redis Sentinel failover under traffic (issue 17)', () => {
     const refreshesBefore = env.provider.counters.refreshGrants;
     const errorsBefore = env.provider.counters.refreshErrors;
     const traffic = startTraffic(env, sessions, apps(), { apiWorkers: 8 });
+    const probe = startWriteProbe(client, `probe:s1:${process.pid}:`);
     let started = 0;
     let ended = 0;
     try {
@@ -91,8 +92,11 @@ describe('Redis Sentinel failover under traffic (issue 17)', () => {
       await setup.waitHealthy(30000);
       report.sentinelFailover = { newMaster, switchMs: ended - started, replicaRelinkedMs: Date.now() - started };
       await until('traffic after the switch', async () => traffic.samples.filter((s) => s.at > ended + 2000).length > 30, 30000);
+      await until('every session refreshed', async () => env.provider.counters.refreshGrants - refreshesBefore >= SESSIONS, 30000);
     } finally {
       await traffic.stop();
+      (report.sentinelFailover as Record<string, unknown>) ??= {};
+      (report.sentinelFailover as Record<string, unknown>).ackedWrites = await probe.stop();
     }
     const bad = traffic.samples.filter((s) => s.status !== 200 && s.status !== 302 && !(s.status === 503 && s.retryAfter));
     const lost = await lostSessions([...sessions, ...traffic.newSessions.filter((s) => s.at < started - 1000).map((s) => s.browser)]);

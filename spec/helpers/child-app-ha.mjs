@@ -34,7 +34,7 @@ redis.on('error', (err) => {
 });
 await redis.connect();
 
-const events = { refresh: 0, refresh_failed: 0, errors5xx: {} };
+const events = { refresh: 0, refresh_failed: 0, errors5xx: {}, afterResponse: {} };
 const auth = oauth({
   issuer: env.issuer,
   clientId: env.clientId,
@@ -68,6 +68,12 @@ app.get('/__events', (_req, res) => res.json({ ...events, redisErrors: errors })
 app.use(oauthErrorHandler());
 app.use((err, _req, res, _next) => {
   const k = `${err?.name}: ${String(err?.message).slice(0, 120)}`;
+  // express-session reports a failed `touch` (run when the response ends) after the answer was sent: the
+  // client already has its status; count it apart.
+  if (res.headersSent) {
+    events.afterResponse[k] = (events.afterResponse[k] ?? 0) + 1;
+    return;
+  }
   events.errors5xx[k] = (events.errors5xx[k] ?? 0) + 1;
   res.status(500).json({ error: 'internal', name: err?.name });
 });

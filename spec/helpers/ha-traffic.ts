@@ -13,7 +13,13 @@ export type HaRedis =
 export interface HaChild {
   url: string;
   process: ChildProcess;
-  events(): Promise<{ refresh: number; refresh_failed: number; errors5xx: Record<string, number>; redisErrors: Record<string, number> }>;
+  events(): Promise<{
+    refresh: number;
+    refresh_failed: number;
+    errors5xx: Record<string, number>;
+    afterResponse: Record<string, number>;
+    redisErrors: Record<string, number>;
+  }>;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -79,6 +85,8 @@ export interface Sample {
   status: number;
   retryAfter: boolean;
   session?: number;
+  /** Why there was no HTTP answer (status 0). */
+  error?: string;
 }
 
 export interface Traffic {
@@ -122,8 +130,15 @@ export function startTraffic(env: TestEnv, sessions: TestBrowser[], apps: string
       try {
         const r = await callApi(env, sessions[session]!, app);
         samples.push({ at: Date.now(), kind: 'api', status: r.status, retryAfter: r.retryAfter, session });
-      } catch {
-        samples.push({ at: Date.now(), kind: 'api', status: 0, retryAfter: false, session });
+      } catch (err) {
+        samples.push({
+          at: Date.now(),
+          kind: 'api',
+          status: 0,
+          retryAfter: false,
+          session,
+          error: String((err as Error)?.message ?? err).slice(0, 300),
+        });
       }
     }
   };
@@ -138,8 +153,8 @@ export function startTraffic(env: TestEnv, sessions: TestBrowser[], apps: string
         const res = await browser.request(cb);
         samples.push({ at: Date.now(), kind: 'callback', status: res.status, retryAfter: !!res.headers.get('retry-after') });
         if (res.status === 302) newSessions.push({ browser, at: Date.now() });
-      } catch {
-        samples.push({ at: Date.now(), kind: 'login', status: 0, retryAfter: false });
+      } catch (err) {
+        samples.push({ at: Date.now(), kind: 'login', status: 0, retryAfter: false, error: String((err as Error)?.message ?? err).slice(0, 300) });
       }
     }
   };
@@ -179,6 +194,7 @@ interface KeyValue {
  */
 export function startWriteProbe(client: KeyValue, prefix: string) {
   const acked: string[] = [];
+  const ackedAt: number[] = [];
   let failed = 0;
   let running = true;
   const loop = (async () => {
@@ -187,18 +203,20 @@ export function startWriteProbe(client: KeyValue, prefix: string) {
       try {
         await client.set(key, String(n), { PX: 600000 });
         acked.push(key);
+        ackedAt.push(Date.now());
       } catch {
         failed++;
         await new Promise((r) => setTimeout(r, 20));
       }
     }
   })();
-  let result: Promise<{ acked: number; failed: number; lost: number; lostKeys: string[] }> | undefined;
+  let result: Promise<{ acked: number; failed: number; lost: number; lostKeys: string[]; lostAt: number[] }> | undefined;
   const check = async () => {
     running = false;
     await loop;
     const lostKeys: string[] = [];
-    for (const key of acked) {
+    const lostAt: number[] = [];
+    for (const [i, key] of acked.entries()) {
       let value: unknown;
       for (let a = 0; a < 20; a++) {
         try {
@@ -208,9 +226,14 @@ export function startWriteProbe(client: KeyValue, prefix: string) {
           await new Promise((r) => setTimeout(r, 250));
         }
       }
-      if (value === null || value === undefined) lostKeys.push(key);
+      if (value === null || value === undefined) {
+        lostKeys.push(key);
+        lostAt.push(ackedAt[i]!);
+      }
     }
-    return { acked: acked.length, failed, lost: lostKeys.length, lostKeys: lostKeys.slice(0, 20) };
+    // lostAt: when the first and the last lost write were acknowledged (epoch ms).
+    const span = lostAt.length ? [Math.min(...lostAt), Math.max(...lostAt)] : [];
+    return { acked: acked.length, failed, lost: lostKeys.length, lostKeys: lostKeys.slice(0, 5), lostAt: span };
   };
   return {
     acked,

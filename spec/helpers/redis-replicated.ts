@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -206,6 +206,10 @@ export interface SentinelSetup {
   sentinelRootNodes: Array<{ host: string; port: number }>;
   /** The master's port as the sentinels report it. */
   currentMaster(): Promise<number | undefined>;
+  /** How many times the first sentinel switched the master (its log's +switch-master lines). */
+  switches(): number;
+  /** Resolves once the node on `port` reports role slave (a demoted old master stops taking writes). */
+  waitDemoted(port: number, timeoutMs?: number): Promise<void>;
   /** Every sentinel knows the master, its replica and the two other sentinels; the replica link is up. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   waitInSync(timeoutMs?: number): Promise<void>;
@@ -244,7 +248,9 @@ export async function startSentinel(name = 'eoc'): Promise<SentinelSetup> {
           'bind 127.0.0.1',
           `dir ${dir}`,
           `sentinel monitor ${name} 127.0.0.1 ${mport} 2`,
-          `sentinel down-after-milliseconds ${name} 1000`,
+          `logfile ${path.join(dir, `sentinel-${port}.log`)}`,
+          // Not too eager: on a loaded machine a 1 s silence would start failovers nobody asked for.
+          `sentinel down-after-milliseconds ${name} 3000`,
           `sentinel failover-timeout ${name} 10000`,
           `sentinel parallel-syncs ${name} 1`,
           '',
@@ -262,6 +268,16 @@ export async function startSentinel(name = 'eoc'): Promise<SentinelSetup> {
       replica,
       sentinels,
       sentinelRootNodes: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
+      switches() {
+        try {
+          return (readFileSync(path.join(dir, `sentinel-${sentinels[0]!.port}.log`), 'utf8').match(/\+switch-master/g) ?? []).length;
+        } catch {
+          return -1;
+        }
+      },
+      async waitDemoted(port, timeoutMs = 30000) {
+        await until(`${port} demoted to replica`, async () => /^role:slave$/m.test(await cli(port, 'info', 'replication')), timeoutMs, 25);
+      },
       async currentMaster() {
         const out = await cli(sentinels[0]!.port, 'sentinel', 'get-master-addr-by-name', name);
         const port = Number(out.trim().split('\n')[1]);

@@ -88,7 +88,11 @@ async function lostSessions(browsers: TestBrowser[]) {
 
 async function childFailures() {
   const all = await Promise.all(children.map((c) => c.events()));
-  return { refreshFailed: all.reduce((n, e) => n + e.refresh_failed, 0), errors5xx: all.map((e) => e.errors5xx) };
+  return {
+    refreshFailed: all.reduce((n, e) => n + e.refresh_failed, 0),
+    errors5xx: all.map((e) => e.errors5xx),
+    errorsAfterResponse: all.map((e) => e.afterResponse),
+  };
 }
 
 /** ms from `from` to the last 503 seen (how long app processes took to see the new topology); 0 when none after it. */
@@ -98,7 +102,7 @@ function last503(samples: ReturnType<typeof startTraffic>['samples'], from: numb
 
 function expectNo500(samples: ReturnType<typeof startTraffic>['samples']) {
   const bad = samples.filter((s) => s.status !== 200 && s.status !== 302 && !(s.status === 503 && s.retryAfter));
-  expect(bad.map((s) => `${s.kind} ${s.status}`)).toEqual([]);
+  expect(bad.map((s) => `${s.kind} ${s.status}${s.error ? ` ${s.error}` : ''}`)).toEqual([]);
 }
 
 describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Express, NextFunction, Request, Response } from 'express';
 import path from 'node:path';
 import { TestBrowser, authorizeAtProvider } from './browser.js';
 import type { TestEnv } from './env.js';
@@ -24,6 +25,18 @@ export interface HaChild {
 }
 
 /** An app process (spec/helpers/child-app-ha.mjs, built from dist/) on a replicated Redis, sharing `env`'s keys and prefix. */
+/** Starts `count` children in parallel; if one fails, the others are stopped before the error is thrown. */
+export async function startHaChildren(count: number, env: TestEnv, redis: HaRedis, extra: { httpTimeout?: number; storeTimeout?: number } = {}) {
+  const settled = await Promise.allSettled(Array.from({ length: count }, () => startHaChild(env, redis, extra)));
+  const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((c) => c.kill('SIGKILL')));
+    throw failed.reason;
+  }
+  return started;
+}
+
 export async function startHaChild(env: TestEnv, redis: HaRedis, extra: { httpTimeout?: number; storeTimeout?: number } = {}): Promise<HaChild> {
   const config = {
     issuer: env.provider.issuer,
@@ -44,6 +57,10 @@ export async function startHaChild(env: TestEnv, redis: HaRedis, extra: { httpTi
   });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  // If the test process goes away without its afterAll, the child goes too.
+  const onExit = () => child.kill('SIGKILL');
+  process.once('exit', onExit);
+  child.once('exit', () => process.off('exit', onExit));
   const kill = (signal: NodeJS.Signals = 'SIGKILL') =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -240,4 +257,20 @@ export function startWriteProbe(client: KeyValue, prefix: string) {
     /** Stops the writer and reads every acknowledged key back (once; later calls answer the same). */
     stop: () => (result ??= check()),
   };
+}
+
+/** Errors that reached the in-process app's error handlers after its response was sent, by message. */
+export const errorsAfterResponse: Record<string, number> = {};
+
+/**
+ * For `createEnv({ routes })`: an error handler right after the session and oauth middleware that drops
+ * errors arriving once the response is out (express-session reports a failed `touch`, which it runs when
+ * the response ends, through `next(err)`; answering again would make Express destroy the socket).
+ */
+export function dropErrorsAfterResponse(app: Express): void {
+  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (!res.headersSent) return next(err);
+    const k = `${(err as Error)?.name}: ${String((err as Error)?.message).slice(0, 120)}`;
+    errorsAfterResponse[k] = (errorsAfterResponse[k] ?? 0) + 1;
+  });
 }

@@ -81,7 +81,11 @@ export async function startReplicatedCluster(opts: { nodeTimeoutMs?: number } = 
       n.process.kill('SIGKILL');
     }
     await Promise.all(nodes.map((n) => exited(n.process)));
+    process.off('exit', onExit);
   };
+  // If the test process goes away without its afterAll, the servers go too.
+  const onExit = () => nodes.forEach((n) => n.process.kill('SIGKILL'));
+  process.once('exit', onExit);
   const live = () => nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null);
 
   const topology = async (): Promise<ClusterTopology> => {
@@ -229,7 +233,10 @@ export async function startSentinel(name = 'eoc'): Promise<SentinelSetup> {
       n.process.kill('SIGKILL');
     }
     await Promise.all(all.map((n) => exited(n.process)));
+    process.off('exit', onExit);
   };
+  const onExit = () => all.forEach((n) => n.process.kill('SIGKILL'));
+  process.once('exit', onExit);
   try {
     const mport = await freePort();
     const master = { port: mport, process: await launchRedis(bin, mport, [], dir) };

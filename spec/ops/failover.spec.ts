@@ -11,7 +11,16 @@ import path from 'node:path';
 import { createCluster } from 'redis';
 import type { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
-import { callApi, startHaChild, startTraffic, startWriteProbe, tally, type HaChild } from '../helpers/ha-traffic.js';
+import {
+  callApi,
+  dropErrorsAfterResponse,
+  errorsAfterResponse,
+  startHaChildren,
+  startTraffic,
+  startWriteProbe,
+  tally,
+  type HaChild,
+} from '../helpers/ha-traffic.js';
 import { startReplicatedCluster, until, type ReplicatedCluster } from '../helpers/redis-replicated.js';
 
 const SESSIONS = 16;
@@ -40,10 +49,9 @@ beforeAll(async () => {
     // Sessions (connect-redis, bounded) and token records (RedisTokenStore) on the cluster client.
     redis: client as never,
     oauth: { tokenCacheMs: 0, storeTimeout: STORE_TIMEOUT, httpTimeout: 5000 },
+    routes: dropErrorsAfterResponse,
   });
-  children = await Promise.all(
-    [0, 1, 2].map(() => startHaChild(env, { mode: 'cluster', rootNodes: cluster.rootNodes }, { storeTimeout: STORE_TIMEOUT })),
-  );
+  children = await startHaChildren(3, env, { mode: 'cluster', rootNodes: cluster.rootNodes }, { storeTimeout: STORE_TIMEOUT });
   for (let i = 0; i < SESSIONS; i++) sessions.push((await env.login()).browser);
 }, 120000);
 
@@ -58,7 +66,6 @@ afterAll(async () => {
 }, 60000);
 
 const apps = () => [env.appUrl, ...children.map((c) => c.url)];
-const now = () => Math.floor(Date.now() / 1000);
 
 /** Makes every pre-established session's access token due at `firstDueMs` from now, one every `stepMs` (refresh window 0). */
 async function scheduleExpiry(firstDueMs: number, stepMs: number) {
@@ -91,7 +98,7 @@ async function childFailures() {
   return {
     refreshFailed: all.reduce((n, e) => n + e.refresh_failed, 0),
     errors5xx: all.map((e) => e.errors5xx),
-    errorsAfterResponse: all.map((e) => e.afterResponse),
+    errorsAfterResponse: [errorsAfterResponse, ...all.map((e) => e.afterResponse)],
   };
 }
 

@@ -11,7 +11,7 @@ import axios, {
 } from 'axios';
 import type { ResolvedConfig } from './config.js';
 import { telemetryOf } from './telemetry.js';
-import { OriginNotAllowedError, UpstreamTimeoutError } from './errors.js';
+import { OriginNotAllowedError, UpstreamTimeoutError, createOAuthError } from './errors.js';
 
 /** Agents shared by every per-request client of one `oauth()` instance: connections are reused, user state is not. */
 export interface SharedAgents {
@@ -176,6 +176,7 @@ function scrub(target: unknown, appConfig: InternalAxiosRequestConfig | undefine
   }
 }
 
+const API_NOT_CONFIGURED = "req.oauthClient: no apiBaseUrl was configured in oauth(); set apiBaseUrl to the API the user's token is for.";
 const PROTOCOLS = new Set(['http:', 'https:']);
 const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
 
@@ -185,6 +186,8 @@ const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
  * them as Basic authentication instead of the bearer token).
  */
 function checkedUrl(cfg: ResolvedConfig, config: InternalAxiosRequestConfig): URL {
+  // A login-only app (no apiBaseUrl) has nowhere to send a token: refuse before anything is read or sent.
+  if (cfg.apiBaseUrl === undefined) throw createOAuthError('api_not_configured', API_NOT_CONFIGURED);
   const url = config.url == null ? '' : String(config.url);
   const base = config.baseURL == null ? '' : String(config.baseURL);
   const full =

@@ -165,7 +165,19 @@ async function exchangeAndStore(
     );
   }
 
-  // 7. New session id (fixation defence); pending logins of other tabs (re-read: one may have started
+  // 7. With `fetchUserInfo`, the userinfo claims, before anything is written: a failure fails the whole login
+  // (no session, tokens revoked), so an app never sees a login without the claims it asked for.
+  let userinfo: Record<string, unknown> = {};
+  if (cfg.fetchUserInfo) {
+    try {
+      userinfo = await server.userInfo(tokenSet.access_token, tokenSet.sub);
+    } catch (err) {
+      void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
+      throw err;
+    }
+  }
+
+  // 8. New session id (fixation defence); pending logins of other tabs (re-read: one may have started
   // during the exchange) move along; the old session's tokens go once the new login is stored.
   const oldSid = sreq.sessionID;
   try {
@@ -174,7 +186,11 @@ async function exchangeAndStore(
     delete otherTabs[key];
     await regenerateSession(sreq, cfg.storeTimeout);
     defaultSameSite(sreq);
-    sreq.session.oauth = { tx: otherTabs, user: { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) }, loginAt: Date.now() };
+    sreq.session.oauth = {
+      tx: otherTabs,
+      user: { ...userinfo, ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) },
+      loginAt: Date.now(),
+    };
     await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
     // The record was written just above, by this request: the logout guard need not read it back.
     markFreshLogin(sreq.session);

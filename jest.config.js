@@ -5,6 +5,8 @@ export default {
   ...createDefaultEsmPreset({ tsconfig: 'tsconfig.json' }),
   roots: ['<rootDir>/lib', '<rootDir>/spec', '<rootDir>/example-app'],
   testMatch: ['**/*.spec.ts'],
+  // spec/ops: failover, Sentinel (CI-only, `npm run test:ops`, started by .ci/run).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/spec/ops/'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   globalSetup: '<rootDir>/spec/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/spec/helpers/global-teardown.ts',

@@ -1,3 +1,4 @@
+import { telemetryOf } from './telemetry.js';
 import * as client from 'openid-client';
 import type { ResolvedConfig } from './config.js';
 import { randomToken } from './crypto.js';
@@ -85,6 +86,17 @@ function discoveryError(err: unknown): ProviderError {
   return new ProviderError('provider_unavailable', reason.message, { transient: true, cause: sanitizeCause(reason) });
 }
 
+/** Where discovery fetches metadata: OpenID Connect Discovery 1.0 §4 (appended) or RFC 8414 §3 (inserted). */
+function metadataUrl(issuer: URL, algorithm: 'oidc' | 'oauth2'): string {
+  const url = new URL(issuer.href);
+  const path = url.pathname === '/' ? '' : url.pathname;
+  url.pathname =
+    algorithm === 'oidc' ? `${path.replace(/\/$/, '')}/.well-known/openid-configuration` : `/.well-known/oauth-authorization-server${path}`;
+  url.search = '';
+  url.hash = '';
+  return url.href;
+}
+
 /**
  * The protocol, behind one door: discovery and its retries, the authorization URL with state, PKCE and
  * nonce, code exchange, refresh, revocation and the end-session URL, all through openid-client. It owns
@@ -98,6 +110,8 @@ export class AuthorizationServer {
   private fatal: Error | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
+  /** The metadata URLs the last discovery attempt fetched, for its log line (the issuer holds no credentials). */
+  private triedUrls: string[] = [];
   private readonly fetch: client.CustomFetch;
 
   constructor(private readonly cfg: ResolvedConfig) {
@@ -194,6 +208,11 @@ export class AuthorizationServer {
       );
     }
     this.discoveredIssuer = exact;
+    if (this.cfg.fetchUserInfo && !config.serverMetadata().userinfo_endpoint) {
+      throw new ConfigError(
+        `oauth(): \`fetchUserInfo\` is true but the metadata of \`issuer\` ${exact} has no userinfo_endpoint: leave \`fetchUserInfo\` out.`,
+      );
+    }
     return this.prepare(config);
   }
 
@@ -201,12 +220,14 @@ export class AuthorizationServer {
     const issuerUrl = new URL(issuer);
     const execute = issuerUrl.protocol === 'http:' ? [client.allowInsecureRequests] : [];
     const options = { execute, [client.customFetch]: this.fetch, timeout: Math.ceil(this.cfg.httpTimeout / 1000) + 1 };
+    this.triedUrls = [metadataUrl(issuerUrl, 'oidc')];
     try {
       return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oidc' });
     } catch (err) {
       // RFC 8414 metadata for plain OAuth 2.0 servers, when there is no OpenID configuration.
       const status = causes(err).find((e): e is Response => e instanceof Response)?.status;
       if (status !== 404) throw err;
+      this.triedUrls.push(metadataUrl(issuerUrl, 'oauth2'));
       return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oauth2' });
     }
   }
@@ -221,7 +242,10 @@ export class AuthorizationServer {
   /** Reports a failed discovery: a final configuration error, or a fault retried in `retryInMs`. */
   private logDiscovery(err: Error, retryInMs: number | undefined): void {
     if (retryInMs === undefined) this.cfg.logger.error(err.message);
-    else this.cfg.logger.warn(`provider discovery failed (${err.message}); retrying in ${retryInMs} ms`);
+    else {
+      const at = this.triedUrls.length > 0 ? ` at ${this.triedUrls.join(', then ')}` : '';
+      this.cfg.logger.warn(`provider discovery failed${at} (${err.message}); retrying in ${retryInMs} ms`, { urls: [...this.triedUrls] });
+    }
   }
 
   private fail(err: ConfigError): never {
@@ -344,16 +368,56 @@ export class AuthorizationServer {
     if (params.iss !== undefined) currentUrl.searchParams.set('iss', params.iss);
     let res;
     try {
-      res = await client.authorizationCodeGrant(config, currentUrl, {
-        pkceCodeVerifier: checks.codeVerifier,
-        expectedState: checks.state,
-        expectedNonce: checks.nonce,
-        idTokenExpected: this.cfg.openid,
-      });
+      res = await telemetryOf(this.cfg).span('code_exchange', () =>
+        client.authorizationCodeGrant(config, currentUrl, {
+          pkceCodeVerifier: checks.codeVerifier,
+          expectedState: checks.state,
+          expectedNonce: checks.nonce,
+          idTokenExpected: this.cfg.openid,
+        }),
+      );
     } catch (err) {
       throw toProviderError(err, 'Code exchange');
     }
     return toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims);
+  }
+
+  /**
+   * The userinfo claims of a fresh login (OpenID Connect Core §5.3), reduced to `userClaims` of primitive values,
+   * never `sub`. With an ID token (`sub` given), openid-client requires the response's `sub` to equal it (§5.3.2,
+   * token substitution). Without one (plain OAuth 2.0, e.g. GitHub's `/user`, which has no `sub`), the endpoint is
+   * read as a protected resource: a JSON object is all that is required.
+   */
+  async userInfo(accessToken: string, sub: string | undefined): Promise<Record<string, unknown>> {
+    const config = this.require();
+    let body: unknown;
+    try {
+      if (sub !== undefined) body = await client.fetchUserInfo(config, accessToken, sub);
+      else {
+        const url = new URL(config.serverMetadata().userinfo_endpoint!);
+        const res = await client.fetchProtectedResource(config, accessToken, url, 'GET', undefined, new Headers({ accept: 'application/json' }));
+        if (res.status !== 200) {
+          throw new ProviderError('token_endpoint_error', `Userinfo: the provider answered with unexpected status ${res.status}.`, {
+            transient: res.status >= 500,
+          });
+        }
+        body = await res.json().catch(() => undefined);
+      }
+    } catch (err) {
+      if (causes(err).some((e) => (e as { code?: unknown }).code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED')) {
+        throw new ProviderError('token_endpoint_error', "Userinfo: its sub differs from the ID token's.");
+      }
+      throw toProviderError(err, 'Userinfo');
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new ProviderError('token_endpoint_error', 'Userinfo: the response is not a JSON object.');
+    }
+    const claims: Record<string, unknown> = {};
+    for (const name of this.cfg.userClaims) {
+      const v = (body as Record<string, unknown>)[name];
+      if (name !== 'sub' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) claims[name] = v;
+    }
+    return claims;
   }
 
   /** Refresh (RFC 6749 §6). */
@@ -361,7 +425,7 @@ export class AuthorizationServer {
     const config = this.require();
     let res;
     try {
-      res = await client.refreshTokenGrant(config, refreshToken);
+      res = await telemetryOf(this.cfg).span('refresh', () => client.refreshTokenGrant(config, refreshToken));
     } catch (err) {
       throw toProviderError(err, 'Refresh');
     }
@@ -373,7 +437,7 @@ export class AuthorizationServer {
     const config = this.require();
     if (!config.serverMetadata().revocation_endpoint) return false;
     try {
-      await client.tokenRevocation(config, token, { token_type_hint: hint });
+      await telemetryOf(this.cfg).span('revocation', () => client.tokenRevocation(config, token, { token_type_hint: hint }));
       return true;
     } catch (err) {
       throw toProviderError(err, 'Revocation');
@@ -408,7 +472,10 @@ export class AuthorizationServer {
     return ok;
   }
 
-  /** RP-initiated logout URL, when the metadata is loaded and the provider has an end-session endpoint. */
+  /**
+   * RP-initiated logout URL, when the metadata is loaded and the provider has an end-session endpoint. Without
+   * `idTokenHint` (a URL handed to a script), openid-client sends `client_id` instead (RP-Initiated Logout 1.0 §2).
+   */
   endSessionUrl(idTokenHint: string | undefined, postLogoutRedirectUri: string | undefined): URL | undefined {
     const config = this.configuration;
     if (!config?.serverMetadata().end_session_endpoint) return undefined;

@@ -10,7 +10,8 @@ import axios, {
   type InternalAxiosRequestConfig,
 } from 'axios';
 import type { ResolvedConfig } from './config.js';
-import { OriginNotAllowedError, UpstreamTimeoutError } from './errors.js';
+import { telemetryOf } from './telemetry.js';
+import { OriginNotAllowedError, UpstreamTimeoutError, createOAuthError } from './errors.js';
 
 /** Agents shared by every per-request client of one `oauth()` instance: connections are reused, user state is not. */
 export interface SharedAgents {
@@ -177,6 +178,7 @@ function scrub(target: unknown, appConfig: InternalAxiosRequestConfig | undefine
   }
 }
 
+const API_NOT_CONFIGURED = "req.oauthClient: no apiBaseUrl was configured in oauth(); set apiBaseUrl to the API the user's token is for.";
 const PROTOCOLS = new Set(['http:', 'https:']);
 const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
 
@@ -186,6 +188,8 @@ const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
  * them as Basic authentication instead of the bearer token).
  */
 function checkedUrl(cfg: ResolvedConfig, config: InternalAxiosRequestConfig): URL {
+  // A login-only app (no apiBaseUrl) has nowhere to send a token: refuse before anything is read or sent.
+  if (cfg.apiBaseUrl === undefined) throw createOAuthError('api_not_configured', API_NOT_CONFIGURED);
   const url = config.url == null ? '' : String(config.url);
   const base = config.baseURL == null ? '' : String(config.baseURL);
   const full =
@@ -239,6 +243,7 @@ function checkedUrl(cfg: ResolvedConfig, config: InternalAxiosRequestConfig): UR
  * streams from APIs that echo requests.
  */
 function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedClient {
+  const telemetry = telemetryOf(cfg);
   const guarded: AxiosAdapter = async (config) => {
     const target = checkedUrl(cfg, config);
     const source = sourceOf(config as SourcedConfig);
@@ -287,6 +292,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
     let forms: string[] | undefined;
     try {
       const response = await httpAdapter(dispatched);
+      telemetry.apiCall('client', response.status);
       forms = tokenForms(token);
       scrub(response, config);
       redactHeaders(response, forms);
@@ -296,6 +302,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       else redactBody(response, wanted, encoding, forms);
       return response;
     } catch (err) {
+      telemetry.apiCall('client', err instanceof AxiosError ? (err.response?.status ?? 0) : 0);
       scrub(err, config);
       if (err instanceof AxiosError && err.response) {
         forms ??= tokenForms(token);

@@ -37,6 +37,7 @@ const OPTION_KEYS: KeysEnum<OAuthOptions> = {
   postLogoutRedirectUri: true,
   accessDeniedRedirect: true,
   userClaims: true,
+  fetchUserInfo: true,
   logger: true,
   allowInsecureHttp: true,
   name: true,
@@ -100,7 +101,8 @@ export interface ResolvedConfig {
   scope: string;
   openid: boolean;
   apiOrigins: Set<string>;
-  apiBaseUrl: string;
+  /** Undefined in a login-only app: `req.oauthClient` then refuses every call (`api_not_configured`). */
+  apiBaseUrl: string | undefined;
   tokenStore: TokenStore;
   encryptionKeys: string[];
   paths: ResolvedPaths;
@@ -117,6 +119,7 @@ export interface ResolvedConfig {
   postLogoutRedirectUri: string | undefined;
   accessDeniedRedirect: string | undefined;
   userClaims: string[];
+  fetchUserInfo: boolean;
   logger: Logger;
   allowInsecureHttp: boolean;
 }
@@ -144,7 +147,23 @@ function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/**
+ * Option names of other libraries (passport strategies, express-openid-connect, simple-oauth2) and what
+ * to write instead. Only the key is ever shown, never its value (it may be a secret).
+ */
+const ALIASES: Readonly<Record<string, string>> = {
+  callbackURL: '`redirectUri`',
+  baseURL: "`redirectUri` (express-openid-connect's baseURL is the app's origin: set redirectUri to `<baseURL>/oauth/callback`)",
+  issuerBaseURL: '`issuer`',
+  secret: "`encryptionKey` (and express-session's own `secret`)",
+  clientID: '`clientId`',
+  authorizationURL: '`authorizationEndpoint`',
+  tokenURL: '`tokenEndpoint`',
+  scopes: '`scope`',
+};
+
 function didYouMean(key: string): string {
+  if (Object.hasOwn(ALIASES, key)) return ` Did you mean ${ALIASES[key]}?`;
   let best: string | undefined;
   let bestScore = Infinity;
   for (const candidate of Object.keys(OPTION_KEYS)) {
@@ -245,14 +264,23 @@ function resolveScope(options: OAuthOptions, { issuer, endpoints }: Endpoints): 
   return { scope: scopeList.join(' '), openid };
 }
 
-/** `apiBaseUrl`: the only origins `req.oauthClient` ever sends the token to. */
+/** `apiBaseUrl`: the only origins `req.oauthClient` ever sends the token to; none in a login-only app. */
 function resolveApiOrigins(options: OAuthOptions, allowInsecureHttp: boolean): Pick<ResolvedConfig, 'apiOrigins' | 'apiBaseUrl'> {
+  if (options.apiBaseUrl === undefined) return { apiOrigins: new Set(), apiBaseUrl: undefined };
   const apiList = Array.isArray(options.apiBaseUrl) ? options.apiBaseUrl : [options.apiBaseUrl];
-  if (apiList.length === 0 || options.apiBaseUrl === undefined) {
-    fail("`apiBaseUrl` is required: the base URL(s) of the API the user's token is sent to (nothing else receives it).");
+  if (apiList.length === 0) {
+    fail("`apiBaseUrl` is an empty list: give the base URL(s) of the API the user's token is sent to, or leave it out for a login-only app.");
   }
   const apiUrls = apiList.map((u, i) => parseUrlOption(apiList.length > 1 ? `apiBaseUrl[${i}]` : 'apiBaseUrl', u, allowInsecureHttp));
   return { apiOrigins: new Set(apiUrls.map((u) => u.origin)), apiBaseUrl: apiUrls[0]!.href };
+}
+
+/** `fetchUserInfo`: a boolean; with explicit endpoints it needs `userinfoEndpoint` (discovery checks the metadata). */
+function resolveFetchUserInfo(options: OAuthOptions, { endpoints }: Endpoints): boolean {
+  const v = options.fetchUserInfo ?? false;
+  if (typeof v !== 'boolean') fail(`\`fetchUserInfo\` must be true or false (got ${JSON.stringify(v)}).`);
+  if (v && endpoints && !endpoints.userinfo_endpoint) fail('`fetchUserInfo` is true with explicit endpoints: give `userinfoEndpoint` too.');
+  return v;
 }
 
 const STORE_METHODS = ['get', 'set', 'replace', 'deleteIf', 'delete', 'lock', 'unlock'] as const;
@@ -439,6 +467,8 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   const userClaims = options.userClaims ?? ['sub', 'name', 'email', 'preferred_username', 'picture'];
   if (!Array.isArray(userClaims) || !userClaims.every((c) => typeof c === 'string')) fail('`userClaims` must be an array of claim names.');
 
+  const fetchUserInfo = resolveFetchUserInfo(options, endpoints);
+
   const cookieName = options.sessionCookieName ?? 'connect.sid';
   if (typeof cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(cookieName)) fail('`sessionCookieName` must be a valid cookie name.');
 
@@ -463,6 +493,7 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
     tokenCacheMs: positiveNumber('tokenCacheMs', options.tokenCacheMs, 2000, { max: 60_000 }),
     sessionCookieName: cookieName,
     userClaims,
+    fetchUserInfo,
     logger,
     allowInsecureHttp,
   };

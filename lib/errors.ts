@@ -21,6 +21,7 @@ export type OAuthErrorCode =
   | 'token_endpoint_timeout'
   | 'id_token_invalid'
   | 'origin_not_allowed'
+  | 'api_not_configured'
   | 'upstream_timeout'
   | 'store_unavailable'
   | 'refresh_unavailable'
@@ -64,6 +65,7 @@ export const ERROR_SPECS: { readonly [C in OAuthErrorCode]: Readonly<ErrorSpec> 
   token_endpoint_timeout: { status: 504 },
   id_token_invalid: { status: 502 },
   origin_not_allowed: { status: 500, expose: false },
+  api_not_configured: { status: 500, expose: false },
   upstream_timeout: { status: 504 },
   store_unavailable: { status: 503, retryAfter: 5 },
   refresh_unavailable: { status: 503, retryAfter: 2 },

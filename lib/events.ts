@@ -37,7 +37,15 @@ export class OAuthEvents extends EventEmitter<OAuthEventMap> {
   /** Called when a listener throws; a listener's bug never breaks a login, refresh or logout. */
   onListenerError: (name: string, err: unknown) => void = () => {};
 
+  /** Sees every event before the listeners do (the package's metrics); never throws. */
+  observer: (<K extends keyof OAuthEventMap>(name: K, ...args: OAuthEventMap[K]) => void) | undefined;
+
   override emit<K extends keyof OAuthEventMap>(name: K, ...args: OAuthEventMap[K]): boolean {
+    try {
+      this.observer?.(name, ...args);
+    } catch {
+      // metrics never break a flow
+    }
     try {
       return (EventEmitter.prototype.emit as (this: EventEmitter, n: string, ...a: unknown[]) => boolean).call(this, name, ...args);
     } catch (err) {

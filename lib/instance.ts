@@ -6,6 +6,7 @@ import { OAuthEvents } from './events.js';
 import { Refresher } from './refresh.js';
 import { requireSession, type SessionRequest } from './session.js';
 import { RecordCipher } from './token-record.js';
+import { telemetryOf } from './telemetry.js';
 import { TokenService } from './tokens.js';
 import { errorMessage } from './util.js';
 
@@ -28,6 +29,15 @@ export class Instance {
     });
     this.tokens = new TokenService(cfg, cipher);
     this.refresher = new Refresher(cfg, this.tokens, this.server, this.events);
+    const telemetry = telemetryOf(cfg);
+    this.events.observer = (name, ...args) => {
+      const e = args[0] as { durationMs?: number; reason?: string; revoked?: boolean };
+      if (name === 'login') telemetry.login(e.durationMs ?? 0);
+      else if (name === 'login_failed') telemetry.loginFailed(e.reason ?? 'unknown');
+      else if (name === 'refresh') telemetry.refresh(e.durationMs ?? 0);
+      else if (name === 'refresh_failed') telemetry.refreshFailed(e.reason ?? 'unknown', e.durationMs ?? 0);
+      else if (name === 'logout') telemetry.logout(e.revoked === true);
+    };
     this.events.onListenerError = (name, err) =>
       cfg.logger.error(`an '${name}' event listener threw; the flow went on`, { error: errorMessage(err) });
   }

@@ -12,6 +12,7 @@ import { guardSessionStore } from './session-guard.js';
 import { mountRoutes } from './routes/index.js';
 import { groupFor, type AppGroup } from './app-group.js';
 import { installProviderAccessors } from './provider-accessors.js';
+import { noteProcessLogger } from './session-secret.js';
 import type { OAuthOptions } from './types.js';
 
 /** The middleware returned by {@link oauth}, with its lifecycle helpers. */
@@ -64,6 +65,7 @@ export interface OAuthMiddleware extends RequestHandler {
 export function oauth(options: OAuthOptions): OAuthMiddleware {
   const cfg = resolveConfig(options);
   const instance = new Instance(cfg);
+  noteProcessLogger(cfg.logger);
   const checkCookies = createCookieChecks(cfg);
   // Start discovery now; failures are retried in the background and reported through the logger.
   instance.server.load().catch(() => {});

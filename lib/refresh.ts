@@ -1,3 +1,4 @@
+import { telemetryOf } from './telemetry.js';
 import type { AuthorizationServer } from './authorization-server.js';
 import type { TokenSet } from './token-response.js';
 import type { ResolvedConfig } from './config.js';
@@ -84,9 +85,12 @@ export class Refresher {
   private async refreshLocked(sid: string, seen: LoadedRecord, rejected: string | undefined): Promise<LoadedRecord> {
     const owner = randomToken(16);
     const giveUpAt = Date.now() + this.waitLimit;
+    const telemetry = telemetryOf(this.cfg);
+    let waitingSince: number | undefined;
     let pause = 10;
     for (;;) {
       if (await this.tokens.lock(sid, owner, this.lease)) {
+        if (waitingSince !== undefined) telemetry.lockWait(Date.now() - waitingSince, 'took_over');
         try {
           const current = await this.tokens.read(sid);
           if (!current) throw new LoginRequiredError('The login ended in another request.');
@@ -96,14 +100,19 @@ export class Refresher {
           await this.tokens.unlock(sid, owner).catch(() => {});
         }
       }
+      waitingSince ??= Date.now();
       await sleep(pause);
       // Only one request per process and session polls (the single flight), so a short pause is cheap and
       // waiters pick up the holder's result within ~25 ms.
       pause = Math.min(25, pause * 1.5);
       const current = await this.tokens.read(sid);
       if (!current) throw new LoginRequiredError('The login ended in another request.');
-      if (current.raw !== seen.raw && this.usable(current, rejected)) return current;
+      if (current.raw !== seen.raw && this.usable(current, rejected)) {
+        telemetry.lockWait(Date.now() - waitingSince, 'adopted');
+        return current;
+      }
       if (Date.now() >= giveUpAt) {
+        telemetry.lockWait(Date.now() - waitingSince, 'gave_up');
         if (rejected === undefined && !this.tokens.isExpired(current.record)) return current;
         throw new RefreshUnavailableError('Another refresh of this session did not finish in time.');
       }

@@ -8,7 +8,7 @@ import { isLoggedIn, namespaceOf } from './session.js';
 import { loginUrlOf } from './login-url.js';
 import { insufficientScopeError } from './insufficient-scope.js';
 import type { LoadedRecord } from './tokens.js';
-import type { OAuthRequestContext, TokenInfo } from './types.js';
+import type { OAuthRequestContext, OAuthUser, TokenInfo } from './types.js';
 
 /** What `oauth()` leaves on each request: one small object, the rest is built on first use. */
 export interface RequestState {
@@ -127,29 +127,47 @@ function requireState(req: Request, name: string): RequestState {
   return state;
 }
 
-function contextOf(req: Request, state: RequestState): OAuthRequestContext {
-  const session = state.instance.session(req).session;
-  const data = namespaceOf(session, state.instance.cfg.sessionKey);
-  const instanceNamed = (provider: string, who: string) => (state.group ? state.group.member(provider, who).instance : undefined);
-  return {
-    isAuthenticated: isLoggedIn(data),
-    user: data?.user,
-    isConnected(provider: string): boolean {
-      const instance = instanceNamed(provider, 'req.oauth.isConnected()');
-      return instance !== undefined && isLoggedIn(namespaceOf(session, instance.cfg.sessionKey));
-    },
-    loginUrl(options = {}): string {
-      const instance = options.provider === undefined ? state.instance : instanceNamed(options.provider, 'req.oauth.loginUrl()');
-      if (!instance) throw createOAuthError('config_invalid', `req.oauth.loginUrl(): no oauth() instance named '${options.provider}'.`);
-      return loginUrlOf(instance, state.group?.base ?? state.base, options);
-    },
-    async tokenInfo(): Promise<TokenInfo | undefined> {
-      const loaded = await tokensOf(req, state).record();
-      if (!loaded) return undefined;
-      const { expires_at, scope, refresh_token } = loaded.record;
-      return { expiresAt: expires_at === undefined ? undefined : new Date(expires_at * 1000), scope, refreshable: !!refresh_token };
-    },
-  };
+/**
+ * `req.oauth`: one object per request that reads it, methods on the prototype (no closures). The request
+ * and state are private fields: logging `req.oauth` shows the login state, never the session or its id.
+ */
+class RequestContext implements OAuthRequestContext {
+  readonly isAuthenticated: boolean;
+  readonly user: OAuthUser | undefined;
+  readonly #req: Request;
+  readonly #state: RequestState;
+
+  constructor(req: Request, state: RequestState) {
+    const data = namespaceOf(state.instance.session(req).session, state.instance.cfg.sessionKey);
+    this.isAuthenticated = isLoggedIn(data);
+    this.user = data?.user;
+    this.#req = req;
+    this.#state = state;
+  }
+
+  async tokenInfo(): Promise<TokenInfo | undefined> {
+    const loaded = await tokensOf(this.#req, this.#state).record();
+    if (!loaded) return undefined;
+    const { expires_at, scope, refresh_token } = loaded.record;
+    return { expiresAt: expires_at === undefined ? undefined : new Date(expires_at * 1000), scope, refreshable: !!refresh_token };
+  }
+
+  isConnected(provider: string): boolean {
+    const instance = this.#named(provider, 'req.oauth.isConnected()');
+    return isLoggedIn(namespaceOf(instance.session(this.#req).session, instance.cfg.sessionKey));
+  }
+
+  loginUrl(options: { provider?: string; scope?: string | string[]; returnTo?: string } = {}): string {
+    const state = this.#state;
+    const instance = options.provider === undefined ? state.instance : this.#named(options.provider, 'req.oauth.loginUrl()');
+    return loginUrlOf(instance, state.group?.base ?? state.base, options);
+  }
+
+  #named(provider: string, who: string): Instance {
+    const group = this.#state.group;
+    if (!group) throw createOAuthError('config_invalid', `${who}: no oauth() instance named '${provider}' is mounted.`);
+    return group.member(provider, who).instance;
+  }
 }
 
 /** Request prototypes that already have the accessors (one per Express app; sub-apps inherit their parent's). */
@@ -180,7 +198,7 @@ export function installRequestAccessors(proto: object): void {
     enumerable: false,
     get(this: Request): OAuthRequestContext {
       const state = requireState(this, 'oauth');
-      return (state.context ??= contextOf(this, state));
+      return (state.context ??= new RequestContext(this, state));
     },
     set(this: Request, value: unknown) {
       Object.defineProperty(this, 'oauth', { value, configurable: true, writable: true, enumerable: true });

@@ -9,6 +9,14 @@ interface GuardedStore {
 
 const guarded = new WeakMap<Store, GuardedStore>();
 
+/** Sessions whose login this request has just stored: their next write needs no check. */
+const freshLogins = new WeakSet<object>();
+
+/** Marks a session whose token record the current request has just written (the callback), sparing the guard's read. */
+export function markFreshLogin(session: object): void {
+  freshLogins.add(session);
+}
+
 type SetCallback = (err?: unknown) => void;
 type SessionLike = Record<string, { user?: unknown } | undefined> | null | undefined;
 
@@ -47,6 +55,7 @@ export function guardSessionStore(store: Store, check: LoginCheck): void {
   store.set = function guardedSet(this: Store, sid: string, session: unknown, callback?: SetCallback): void {
     originalSet.call(this, sid, session as never, (err?: unknown) => {
       if (err || !claimsLogin(session as SessionLike)) return callback?.(err);
+      if (freshLogins.delete(session as object)) return callback?.();
       void loginAlive(checks, sid).then((alive) => {
         if (alive) return callback?.();
         store.destroy(sid, () => callback?.());

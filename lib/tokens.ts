@@ -1,3 +1,4 @@
+import { telemetryOf } from './telemetry.js';
 import type { TokenSet } from './token-response.js';
 import type { ResolvedConfig } from './config.js';
 import { sha256 } from './crypto.js';
@@ -43,15 +44,25 @@ export class TokenService {
 
   /** Runs a store call bounded by `storeTimeout`; any failure becomes a 503. */
   bounded<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const telemetry = telemetryOf(this.cfg);
+    const started = performance.now();
     let promise: Promise<T>;
     try {
       promise = work();
     } catch (err) {
+      telemetry.store(what, 0, false);
       return Promise.reject(new StoreUnavailableError(`Token store ${what} failed.`, err));
     }
-    return withTimeout(promise, this.cfg.storeTimeout, () => new StoreUnavailableError(`Token store ${what} timed out.`)).catch((err) => {
-      throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`Token store ${what} failed.`, err);
-    });
+    return withTimeout(promise, this.cfg.storeTimeout, () => new StoreUnavailableError(`Token store ${what} timed out.`)).then(
+      (value) => {
+        telemetry.store(what, performance.now() - started, true);
+        return value;
+      },
+      (err) => {
+        telemetry.store(what, performance.now() - started, false);
+        throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`Token store ${what} failed.`, err);
+      },
+    );
   }
 
   /** Caches a record this process read or wrote (a read never replaces a newer cached version). */

@@ -50,8 +50,11 @@ export interface OAuthOptions {
   redirectUri: string;
   /** Requested scope, as a space-separated string or an array. Default `openid` with an issuer, none otherwise. */
   scope?: string | string[];
-  /** Base URL(s) of the API that receives the user's token. Only these origins are ever contacted by `req.oauthClient`. */
-  apiBaseUrl: string | string[];
+  /**
+   * Base URL(s) of the API that receives the user's token. Only these origins are ever contacted by `req.oauthClient`.
+   * Leave it out in a login-only app: `req.oauthClient` then refuses every call with `api_not_configured`.
+   */
+  apiBaseUrl?: string | string[];
   /** Where encrypted token records live: {@link RedisTokenStore} in production, {@link MemoryTokenStore} in development. */
   tokenStore: TokenStore;
   /** Secret(s) the record keys are derived from (HKDF), at least 32 characters. The first encrypts, all decrypt. */
@@ -83,12 +86,22 @@ export interface OAuthOptions {
   tokenCacheMs?: number;
   /** Name of the express-session cookie, cleared at logout. Default `connect.sid`. */
   sessionCookieName?: string;
-  /** Where the browser goes after logout when the provider has no end-session endpoint, or a relative path. Default `/`. */
+  /**
+   * Where the browser goes after logout (same origin as `redirectUri`, absolute or a path). Default: the app's origin
+   * + `/`, sent as `post_logout_redirect_uri` when the provider has an end-session endpoint (register it there).
+   */
   postLogoutRedirectUri?: string;
   /** Page to redirect to when the user denies access at the provider. Default: a 403 page. */
   accessDeniedRedirect?: string;
   /** Identity claims kept in the session (never tokens). Default `sub`, `name`, `email`, `preferred_username`, `picture`. */
   userClaims?: string[];
+  /**
+   * At login, after the code exchange, fetch the provider's userinfo endpoint and add its `userClaims` (strings, numbers,
+   * booleans) to `req.oauth.user`. ID token claims win on conflict and `sub` never comes from userinfo. With an ID token
+   * the userinfo `sub` must equal the ID token's. A failing userinfo request fails the login (502/504, fresh tokens
+   * revoked). Default false.
+   */
+  fetchUserInfo?: boolean;
   /** Receives log lines. Default: warnings and errors to the console. */
   logger?: Logger;
   /** Allow `http://` provider and API URLs on hosts other than localhost. Never in production. Default false. */

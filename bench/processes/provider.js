@@ -9,9 +9,19 @@
  */
 import http from 'node:http';
 import Provider from 'oidc-provider';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
 import { childConfig, serve } from '../lib/ipc.js';
 
 const cfg = childConfig();
+// oidc-provider's in-memory store keeps ~1000 entries (LRU, oldest grants and refresh tokens evicted):
+// load tests with many sessions ask for room with `storeSize`.
+const bigStore = cfg.storeSize ? new LRU({ maxSize: cfg.storeSize }) : undefined;
+class BigMemoryAdapter extends MemoryAdapter {
+  constructor(model) {
+    super(model, bigStore);
+  }
+}
 export const API_RESOURCE = cfg.apiResource;
 
 const state = { accessTokenTtl: 3600 };
@@ -38,6 +48,7 @@ await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
+  ...(bigStore ? { adapter: BigMemoryAdapter } : {}),
   clients: [
     {
       client_id: cfg.clientId,
@@ -127,6 +138,27 @@ const ipc = serve(
       const before = counters;
       counters = fresh();
       return before;
+    },
+    /**
+     * Issues `count` refresh tokens directly through the provider's models (a grant per account, the same
+     * fields a login with offline_access would give), for load tests that set up many sessions without
+     * driving the login pages (bench/many-users.js). Answers `[{ accountId, refreshToken }]`.
+     */
+    mint: async ({ count, accountPrefix = 'user', offset = 0 }) => {
+      const client = await provider.Client.find(cfg.clientId);
+      const scope = 'openid email profile offline_access api:read';
+      const out = [];
+      const now = Math.floor(Date.now() / 1000);
+      for (let i = offset; i < offset + count; i++) {
+        const accountId = `${accountPrefix}${i}`;
+        const grant = new provider.Grant({ clientId: client.clientId, accountId });
+        grant.addOIDCScope('openid email profile offline_access');
+        grant.addResourceScope(API_RESOURCE, 'api:read');
+        const grantId = await grant.save();
+        const rt = new provider.RefreshToken({ client, accountId, grantId, scope, resource: API_RESOURCE, authTime: now, gty: 'authorization_code', iiat: now });
+        out.push({ accountId, refreshToken: await rt.save() });
+      }
+      return out;
     },
     setAccessTokenTtl: ({ seconds }) => {
       if (!Number.isInteger(seconds) || seconds < 1) throw new Error('seconds must be a positive integer');

@@ -130,6 +130,7 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
         }
       }
     }
+    seam.telemetry.apiCall('proxy', upstream.statusCode ?? 0);
     await relay(p, res, upstream, token);
   } catch (err) {
     throw failed(err);

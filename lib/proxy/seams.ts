@@ -7,6 +7,7 @@ import type { Request } from 'express';
 import type http from 'node:http';
 import type https from 'node:https';
 import { ConnectionRequiredError, LoginRequiredError, createOAuthError, type OAuthError } from '../errors.js';
+import { telemetryOf, type Telemetry } from '../telemetry.js';
 import { stateOf, tokensOf } from '../request-state.js';
 import { isLoggedIn, namespaceOf } from '../session.js';
 import type { Logger, OAuthUser } from '../types.js';
@@ -20,6 +21,8 @@ export interface OAuthSeam {
   /** Deadline of API calls (`httpTimeout`), the proxy's default. */
   httpTimeout: number;
   logger: Logger;
+  /** The instance's metrics (proxied calls by status). */
+  telemetry: Telemetry;
   /** The keep-alive agents shared by `req.oauthClient` (connections reused, no user state). */
   agents: { http: http.Agent; https: https.Agent };
   /** The logout route, as the browser must call it (mount path included). */
@@ -68,6 +71,7 @@ export function oauthSeam(req: Request, who: string, provider?: string): OAuthSe
     apiOrigins: cfg.apiOrigins,
     httpTimeout: cfg.httpTimeout,
     logger: cfg.logger,
+    telemetry: telemetryOf(cfg),
     agents: instance.agents,
     logoutUrl: `${main.base}${logoutInstance.cfg.paths.logout ?? logoutInstance.cfg.paths.login}`,
     isAuthenticated: isLoggedIn(data),

@@ -16,7 +16,10 @@ import {
   saveSession,
   setNamespace,
   type OAuthSessionData,
+  type PendingLogin,
+  type SessionRequest,
 } from '../session.js';
+import { markFreshLogin } from '../session-guard.js';
 import { sessionTag } from '../tokens.js';
 import { stateOf } from '../request-state.js';
 import { checkRequireLogin } from '../require-login.js';
@@ -67,7 +70,7 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
 }
 
 async function completeLogin(instance: Instance, req: Request, res: Response): Promise<void> {
-  const { cfg, server, tokens, events } = instance;
+  const { cfg, server, tokens } = instance;
   const sreq = instance.session(req);
   const started = Date.now();
 
@@ -96,11 +99,35 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
   await checkRequireLogin(instance, req, group);
 
   // 3. Consume it (single use): an atomic claim in the store, so two concurrent requests with the same
-  // callback cannot both redeem the code; then durably in the session.
+  // callback cannot both redeem the code (the claim outlives the transaction). A successful login replaces
+  // the session below; a failed one removes the transaction from the session too (see forgetTransaction).
   if (!(await tokens.claimOnce(`tx:${key}`, TX_TTL_MS))) throw invalid('state already used');
-  delete pending[key];
-  data.tx = pending;
-  await saveSession(sreq, cfg.storeTimeout);
+  const wasLoggedIn = data.user !== undefined;
+  try {
+    return await exchangeAndStore(instance, req, res, { params, state, key, tx, wasLoggedIn, started });
+  } catch (err) {
+    await forgetTransaction(sreq, cfg.sessionKey, key, cfg.storeTimeout);
+    throw err;
+  }
+}
+
+/** After a failed callback, the used transaction leaves the session as well (best effort: the claim already refuses it). */
+async function forgetTransaction(sreq: SessionRequest, sessionKey: string, key: string, storeTimeout: number): Promise<void> {
+  const data = namespaceOf(sreq.session, sessionKey);
+  if (!data?.tx?.[key]) return;
+  delete data.tx[key];
+  await saveSession(sreq, storeTimeout).catch(() => {});
+}
+
+async function exchangeAndStore(
+  instance: Instance,
+  req: Request,
+  res: Response,
+  c: { params: URLSearchParams; state: string; key: string; tx: PendingLogin; wasLoggedIn: boolean; started: number },
+): Promise<void> {
+  const { cfg, server, tokens, events } = instance;
+  const sreq = instance.session(req);
+  const { params, state, key, tx, started } = c;
 
   // 4. RFC 9207: the response must come from the issuer this login was sent to.
   const iss = params.get('iss');
@@ -114,6 +141,7 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
       if (cfg.accessDeniedRedirect) {
         cfg.logger.warn('login failed at the callback: access_denied', { reason, status: 302 });
         events.emit('login_failed', { provider: cfg.name, reason });
+        await forgetTransaction(sreq, cfg.sessionKey, key, cfg.storeTimeout);
         return void res.redirect(302, cfg.accessDeniedRedirect);
       }
       throw new CallbackError('Access was denied at the identity provider.', 'access_denied', 403);
@@ -150,14 +178,26 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
     );
   }
 
-  // 7. New session id (fixation defence), for both roles. What moves to it: the pending logins of other
+  // 7. With `fetchUserInfo`, the userinfo claims, before anything is written: a failure fails the whole login
+  // (no session, tokens revoked), so an app never sees a login without the claims it asked for.
+  let userinfo: Record<string, unknown> = {};
+  if (cfg.fetchUserInfo) {
+    try {
+      userinfo = await server.userInfo(tokenSet.access_token, tokenSet.sub);
+    } catch (err) {
+      void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
+      throw err;
+    }
+  }
+
+  // 8. New session id (fixation defence), for both roles. What moves to it: the pending logins of other
   // tabs (re-read: one may have started during the exchange), the other instances' data (their pending
   // logins, and their connections unless another user just logged in), the app's own fields unless
   // `keepSessionData: false`; the other instances' records follow under the new id (re-sealed: a record is
   // bound to its session id). The old session's records go once the new login is stored.
   const oldSid = sreq.sessionID;
-  const others = group?.others(instance) ?? [];
-  const user = { ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) };
+  const others = stateOf(req)?.group?.others(instance) ?? [];
+  const user = { ...userinfo, ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) };
   const moved: typeof others = [];
   const dropped: typeof others = [];
   try {
@@ -199,6 +239,8 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
         setNamespace(sreq.session, other.cfg.sessionKey, { tx: livePending(namespaceOf(before, other.cfg.sessionKey)) });
       }
     }
+    // The record was written just above, by this request: the logout guard need not read it back.
+    markFreshLogin(sreq.session);
     await saveSession(sreq, cfg.storeTimeout);
   } catch (err) {
     // The tokens could not be kept: do not leave a live grant behind (the old session's records stay as they were).
@@ -207,9 +249,10 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
     if (newSid !== oldSid) for (const other of moved) void other.tokens.remove(newSid).catch(() => {});
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
-  await tokens.remove(oldSid).catch(() => {}); // best effort: the old session id no longer exists anyway
-  for (const other of moved) await other.tokens.remove(oldSid).catch(() => {});
-  for (const other of dropped) await endConnection(other, oldSid, undefined).catch(() => {});
+  // Logging in over a live login: its record goes (best effort, not awaited: the old session id no longer exists).
+  if (c.wasLoggedIn) void tokens.remove(oldSid).catch(() => {});
+  for (const other of moved) void other.tokens.remove(oldSid).catch(() => {});
+  for (const other of dropped) void endConnection(other, oldSid, undefined).catch(() => {});
   events.emit('login', { provider: cfg.name, session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
   res.redirect(302, tx.returnTo);
 }

@@ -26,7 +26,7 @@ export function isSameOrigin(req: Request, appOrigin: string): boolean {
  * `POST {logout}`: revokes the tokens at the provider (best effort, short deadline), deletes the record,
  * ends every connection of the session (each other instance of the app: revoked, record deleted),
  * destroys the session, clears the cookie, then redirects to the provider's end-session endpoint (when it
- * has one) or to a validated `returnTo`; XHR callers get 204.
+ * has one) or to a validated `returnTo`; XHR callers get 204 with that target (without the ID token) in `Logout-Location`.
  */
 export async function handleLogout(instance: Instance, req: Request, res: Response): Promise<void> {
   const { cfg, server, tokens, events } = instance;
@@ -47,9 +47,16 @@ export async function handleLogout(instance: Instance, req: Request, res: Respon
   res.clearCookie(cfg.sessionCookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
   events.emit('logout', { provider: cfg.name, session: sessionTag(sid), sub, revoked });
 
-  if (wantsJson(req)) return void res.status(204).end();
   const params = rawQueryParams(req, 4096);
   const returnTo = params?.getAll('returnTo').length === 1 ? safeReturnTo(params.get('returnTo'), cfg.appOrigin) : undefined;
-  const endSession = server.endSessionUrl(loaded?.record.id_token, cfg.postLogoutRedirectUri);
-  res.redirect(302, endSession?.href ?? returnTo ?? cfg.postLogoutRedirectUri ?? '/');
+  // Unset, the provider sends the user back to the app's origin (register `<origin>/` there).
+  const postLogout = cfg.postLogoutRedirectUri ?? `${cfg.appOrigin}/`;
+  const fallback = returnTo ?? cfg.postLogoutRedirectUri ?? '/';
+  if (wantsJson(req)) {
+    // A script reads this header: never the ID token (the end-session URL carries `client_id` instead).
+    res.setHeader('Logout-Location', server.endSessionUrl(undefined, postLogout)?.href ?? fallback);
+    return void res.status(204).end();
+  }
+  const endSession = server.endSessionUrl(loaded?.record.id_token, postLogout);
+  res.redirect(302, endSession?.href ?? fallback);
 }

@@ -71,8 +71,8 @@ export interface ProviderOptions {
   postLogoutRedirectUris?: string[];
   accessTokenTtl?: number;
   tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
-  /** Extra claims of each account. */
-  accountClaims?: (id: string) => Record<string, unknown>;
+  /** Extra claims of each account; `use` is `id_token` or `userinfo` (claims only userinfo returns). */
+  accountClaims?: (id: string, use: string) => Record<string, unknown>;
   /** Register additional koa middleware at the front (fault injection). */
   issuerHost?: string;
 }
@@ -117,7 +117,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
       introspection: { enabled: true },
       rpInitiatedLogout: { enabled: true },
     },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'picture'] },
     conformIdTokenClaims: false,
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -133,12 +133,12 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
     },
     findAccount: async (_ctx, id) => ({
       accountId: id,
-      claims: async () => ({
+      claims: async (use: string) => ({
         sub: id,
         email: `${id}@example.test`,
         email_verified: true,
         name: `User ${id}`,
-        ...(options.accountClaims?.(id) ?? {}),
+        ...(options.accountClaims?.(id, use) ?? {}),
       }),
     }),
     pkce: { required: () => true },

@@ -138,6 +138,38 @@ describe('J: discovery', () => {
     },
   );
 
+  it('J24: a failed discovery names the metadata URL it tried (and the RFC 8414 one after a 404), never a secret', async () => {
+    const md = await metadataServer(() => ({ status: 500 }));
+    cleanup.push(() => md.server.close());
+    const { auth, logger } = make(`${md.issuer}/tenant`);
+    for (let i = 0; i < 100 && !logger.lines.some((l) => l.includes('discovery failed')); i++) await new Promise((r) => setTimeout(r, 20));
+    const line = logger.lines.find((l) => l.includes('discovery failed'))!;
+    expect(line).toContain(`at ${md.issuer}/tenant/.well-known/openid-configuration (`);
+    expect(line).not.toContain('s3cret-value');
+    auth.close();
+
+    // Not found as OpenID configuration: the RFC 8414 URL (well-known inserted before the path) is named too.
+    const nf = await metadataServer(() => ({ status: 404 }));
+    cleanup.push(() => nf.server.close());
+    const second = make(`${nf.issuer}/tenant`);
+    for (let i = 0; i < 100 && !second.logger.lines.some((l) => l.includes('discovery failed')); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(second.logger.lines.find((l) => l.includes('discovery failed'))).toContain(
+      `at ${nf.issuer}/tenant/.well-known/openid-configuration, then ${nf.issuer}/.well-known/oauth-authorization-server/tenant (`,
+    );
+  });
+
+  it('J25: a dead issuer is named in the discovery log line', async () => {
+    const dead = await metadataServer(() => ({ status: 200 }));
+    const issuer = dead.issuer;
+    await new Promise<void>((r) => dead.server.close(() => r()));
+    const { logger } = make(issuer);
+    for (let i = 0; i < 100 && !logger.lines.some((l) => l.includes('discovery failed')); i++) await new Promise((r) => setTimeout(r, 20));
+    const line = logger.lines.find((l) => l.includes('discovery failed'))!;
+    expect(line).toContain(`at ${issuer}/.well-known/openid-configuration (`);
+    expect(line).toMatch(/could not be reached/);
+    expect(line).not.toContain('s3cret-value');
+  });
+
   it('J3: a plain OAuth 2.0 server is discovered through RFC 8414 metadata', async () => {
     const md = await metadataServer((path, issuer) =>
       path === '/.well-known/oauth-authorization-server' ? { status: 200, body: metadata(issuer) } : { status: 404 },

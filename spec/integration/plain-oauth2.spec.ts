@@ -126,3 +126,44 @@ describe('plain OAuth 2.0 provider (GitHub-style)', () => {
     expect(page.location).toContain('/oauth/login');
   });
 });
+
+describe('C8: fetchUserInfo with a GitHub-style /user (no sub, no ID token)', () => {
+  it('C8: the userinfo endpoint is read as a protected resource: its userClaims join req.oauth.user without a sub', async () => {
+    const server = http.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const loginOnly = oauth({
+      authorizationEndpoint: `${gh.url}/login/oauth/authorize`,
+      tokenEndpoint: `${gh.url}/login/oauth/access_token`,
+      userinfoEndpoint: `${gh.url}/user`,
+      fetchUserInfo: true,
+      userClaims: ['sub', 'login', 'name'],
+      clientId: 'gh-client',
+      clientSecret: 'gh-secret',
+      redirectUri: `${url}/oauth/callback`,
+      scope: ['read:user'],
+      tokenStore: new RedisTokenStore({ client: redis, prefix: `test:gh-ui:${process.pid}:` }),
+      encryptionKey: 'rez1XWRZkL8r/F5vE7eFo++RvVrNS2woOZhiTh8Fz3U=',
+      logger,
+    });
+    try {
+      await loginOnly.ready();
+      const app = express();
+      app.use(session({ secret: 'gh-session-secret', resave: false, saveUninitialized: false }));
+      app.use(loginOnly);
+      app.get('/me', requireAuth(), (req, res) => res.json(req.oauth.user));
+      app.use(oauthErrorHandler());
+      server.on('request', app);
+      const browser = new TestBrowser();
+      const { stoppedAt } = await browser.follow(`${url}/oauth/login`, (u) => u.startsWith(url) && u.includes('/oauth/callback'));
+      expect((await browser.request(stoppedAt!)).status).toBe(302);
+      const me = await browser.request(`${url}/me`, { headers: { accept: 'application/json' } });
+      expect(me.status).toBe(200);
+      expect(JSON.parse(me.body)).toEqual({ login: 'octocat' });
+    } finally {
+      loginOnly.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});

@@ -63,7 +63,7 @@ describe('J: configuration is validated at startup (refuse to start)', () => {
     ['unknown option with a suggestion', (o) => ({ ...o, redirectURI: 'x' }), /unknown option `redirectURI`\. Did you mean `redirectUri`\?/],
     ['unknown option without a close match', (o) => ({ ...o, zzzzzzzz: 1 }), /unknown option `zzzzzzzz`\.$/],
     ['missing tokenStore', (o) => ({ ...o, tokenStore: undefined }), /`tokenStore` is required/],
-    ['missing apiBaseUrl', (o) => ({ ...o, apiBaseUrl: undefined }), /`apiBaseUrl` is required/],
+    ['an empty apiBaseUrl list', (o) => ({ ...o, apiBaseUrl: [] }), /`apiBaseUrl` is an empty list/],
     ['relative redirectUri', (o) => ({ ...o, redirectUri: '/oauth/callback' }), /`redirectUri` is not a valid absolute URL/],
     ['redirectUri with a query', (o) => ({ ...o, redirectUri: 'https://app.example.com/cb?x=1' }), /must not have a query/],
     ['unnormalized redirectUri', (o) => ({ ...o, redirectUri: 'https://APP.example.com/cb' }), /normalized form.*https:\/\/app\.example\.com\/cb/],
@@ -117,5 +117,39 @@ describe('J: configuration is validated at startup (refuse to start)', () => {
     const mw = oauth({ ...base(), issuer: 'http://localhost:9999', apiBaseUrl: ['http://127.0.0.1:1', 'https://api.example.com'] });
     expect(typeof mw).toBe('function');
     mw.close();
+  });
+});
+
+describe('J: option names of other libraries', () => {
+  it.each([
+    ['callbackURL', 'Did you mean `redirectUri`?'],
+    ['baseURL', "Did you mean `redirectUri` (express-openid-connect's baseURL is the app's origin: set redirectUri to `<baseURL>/oauth/callback`)?"],
+    ['issuerBaseURL', 'Did you mean `issuer`?'],
+    ['secret', "Did you mean `encryptionKey` (and express-session's own `secret`)?"],
+    ['clientID', 'Did you mean `clientId`?'],
+    ['authorizationURL', 'Did you mean `authorizationEndpoint`?'],
+    ['tokenURL', 'Did you mean `tokenEndpoint`?'],
+    ['scopes', 'Did you mean `scope`?'],
+  ])('J22: `%s` is refused with the option to use instead', (key, hint) => {
+    const value = key === 'secret' ? 'a-session-secret-that-must-not-be-echoed' : 'https://app.example.com';
+    const err = configError({ ...base(), [key]: value });
+    expect(err.message).toBe(`oauth(): unknown option \`${key}\`. ${hint}`);
+    expect(err.message).not.toContain(value);
+  });
+
+  it('J23: apiBaseUrl may be left out (login only), but not given as an empty list; fetchUserInfo is checked', () => {
+    const { apiBaseUrl: _api, ...loginOnly } = base();
+    oauth(loginOnly).close();
+    expect(configError({ ...base(), apiBaseUrl: [] }).message).toMatch(/`apiBaseUrl` is an empty list/);
+    expect(configError({ ...base(), fetchUserInfo: 'yes' }).message).toMatch(/`fetchUserInfo` must be true or false/);
+    const explicit = {
+      ...base(),
+      issuer: undefined,
+      authorizationEndpoint: 'https://idp.example.com/auth',
+      tokenEndpoint: 'https://idp.example.com/token',
+      scope: 'read',
+    };
+    expect(configError({ ...explicit, fetchUserInfo: true }).message).toMatch(/give `userinfoEndpoint`/);
+    oauth({ ...explicit, fetchUserInfo: true, userinfoEndpoint: 'https://idp.example.com/user' }).close();
   });
 });

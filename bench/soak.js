@@ -84,7 +84,7 @@ async function timedFetch(url, init = {}) {
 
 /**
  * Keys under the app's prefix, by class: sessions, token records, refresh locks, and the single-use markers
- * of consumed login transactions (`lock:{tx:<state>}`, kept for the 10-minute transaction lifetime so a
+ * of consumed login transactions (`claim:{tx:<state>}`, formerly `lock:{tx:<state>}`, kept for the 10-minute transaction lifetime so a
  * callback cannot be replayed: they plateau at logins-per-10-minutes by design).
  */
 async function countKeys(client, prefix) {
@@ -96,7 +96,7 @@ async function countKeys(client, prefix) {
       const rest = k.slice(prefix.length);
       if (rest.startsWith('sess:')) out.sessions++;
       else if (rest.startsWith('tok:tok:')) out.records++;
-      else if (rest.startsWith('tok:lock:{tx:')) out.txMarkers++;
+      else if (rest.startsWith('tok:lock:{tx:') || rest.startsWith('tok:claim:{tx:')) out.txMarkers++;
       else if (rest.startsWith('tok:lock:')) out.refreshLocks++;
       else out.other++;
     }
@@ -216,7 +216,7 @@ async function main() {
         inFlight,
       });
       const x = samples[samples.length - 1];
-      log(`t=${min.toFixed(1)} min rss ${x.rssMiB.toFixed(1)} MiB heap ${x.heapUsedMiB.toFixed(1)} MiB eld p99 ${x.eldP99Ms.toFixed(1)} ms keys ${keys} (+${k.txMarkers} tx markers) pool ${pool.length}`);
+      log(`t=${min.toFixed(1)} min rss ${x.rssMiB.toFixed(1)} MiB heap ${x.heapUsedMiB.toFixed(1)} MiB eld p99 ${x.eldP99Ms.toFixed(1)} ms keys ${keys} (sessions ${k.sessions}, records ${k.records}, locks ${k.refreshLocks}, other ${k.other}; +${k.txMarkers} tx markers) pool ${pool.length}`);
       if (Date.now() >= endAt) break;
     }
   } finally {

@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import { ConfigError } from './errors.js';
 import type { Instance } from './instance.js';
 import type { StateKey } from './request-state.js';
+import type { LoginCheck } from './session-guard.js';
 
 /** One `oauth()` instance as its app knows it: the instance and the key of its per-request state. */
 export interface GroupMember {
@@ -91,4 +92,60 @@ export function groupFor(proto: object, base: string): AppGroup {
 export function requireGroup(req: Request, group: AppGroup | undefined, who: string): AppGroup {
   if (!group) throw new ConfigError(`${who}: the oauth() middleware is not mounted before this route (${req.method} ${req.path}).`);
   return group;
+}
+
+/** An `oauth()` middleware as the registry knows it: its member entry and its logout-guard check. */
+export interface RegisteredMiddleware extends GroupMember {
+  check: LoginCheck;
+}
+
+/** Every `oauth()` middleware function of the process, so siblings can be found in an app's router. */
+const registry = new WeakMap<object, RegisteredMiddleware>();
+
+/** Records an `oauth()` middleware (called once, by `oauth()`). */
+export function registerMiddleware(fn: object, entry: RegisteredMiddleware): void {
+  registry.set(fn, entry);
+}
+
+interface LayerLike {
+  handle?: unknown;
+  rawPath?: unknown;
+  regexp?: unknown;
+}
+
+const innerStack = (handle: unknown): unknown => {
+  const h = handle as { stack?: unknown; router?: { stack?: unknown }; _router?: { stack?: unknown } } | undefined;
+  return h?.stack ?? h?.router?.stack ?? h?._router?.stack;
+};
+
+function findLayer(stack: unknown, fn: object, depth: number): { stack: LayerLike[]; layer: LayerLike } | undefined {
+  if (!Array.isArray(stack) || depth > 8) return undefined;
+  for (const layer of stack as LayerLike[]) {
+    if (layer?.handle === fn) return { stack: stack as LayerLike[], layer };
+    const found = findLayer(innerStack(layer?.handle), fn, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** A layer's mount path (Express 5 keeps the raw path; Express 4 only the compiled pattern). */
+const mountOf = (layer: LayerLike) => JSON.stringify(layer.rawPath !== undefined ? layer.rawPath : String(layer.regexp));
+
+/**
+ * The other `oauth()` middlewares mounted beside `fn` (the same router, the same mount path), found by
+ * walking the app's router once. A group must know all its instances from the first request on: the
+ * logout of the login instance ends every connection, and a callback moves every connection to the new
+ * session id, even when the request never reaches the other instances' middleware.
+ */
+export function siblingsOf(app: unknown, fn: object): RegisteredMiddleware[] {
+  const found = findLayer(innerStack(app), fn, 0);
+  if (!found) return [];
+  const mount = mountOf(found.layer);
+  const out: RegisteredMiddleware[] = [];
+  for (const layer of found.stack) {
+    if (layer === found.layer || typeof layer?.handle !== 'function') continue;
+    const entry = registry.get(layer.handle);
+    if (entry && mountOf(layer) === mount) out.push(entry);
+  }
+  return out;
 }

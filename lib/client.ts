@@ -49,6 +49,8 @@ type SourcedConfig = { [SOURCE]?: SourceHandle };
  */
 class SourceHandle {}
 const sources = new WeakMap<SourceHandle, AccessTokenSource>();
+/** The handle of a failed call, for the 401 replay and the 403 scope check (it is removed from `err.config`). */
+const errorHandles = new WeakMap<object, SourceHandle>();
 const sourceOf = (config: SourcedConfig | undefined) => {
   const handle = config?.[SOURCE];
   return handle instanceof SourceHandle ? sources.get(handle) : undefined;
@@ -165,6 +167,9 @@ function scrub(target: unknown, appConfig: InternalAxiosRequestConfig | undefine
       if (headers && typeof headers.get === 'function' && headers.has('Authorization')) headers.set('Authorization', REDACTED);
       t.config.httpAgent = undefined;
       t.config.httpsAgent = undefined;
+      // The token-source handle is a capability (replaying this config through any axios instance would
+      // send with it): it does not stay on what is handed back.
+      delete (t.config as SourcedConfig)[SOURCE];
     }
     // The ClientRequest keeps the raw header block (`_header`), token included.
     if ('request' in t) t.request = undefined;
@@ -180,6 +185,18 @@ function scrub(target: unknown, appConfig: InternalAxiosRequestConfig | undefine
 
 const API_NOT_CONFIGURED = "req.oauthClient: no apiBaseUrl was configured in oauth(); set apiBaseUrl to the API the user's token is for.";
 const PROTOCOLS = new Set(['http:', 'https:']);
+const FRAMING_HEADERS = [
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'proxy-connection',
+];
 const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
 
 /**
@@ -246,6 +263,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
   const telemetry = telemetryOf(cfg);
   const guarded: AxiosAdapter = async (config) => {
     const target = checkedUrl(cfg, config);
+    const handle = (config as SourcedConfig)[SOURCE];
     const source = sourceOf(config as SourcedConfig);
     if (!source) throw new OriginNotAllowedError('(a request without a user)');
     const wanted = config.responseType;
@@ -253,7 +271,10 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
     if (encoding !== undefined && !Buffer.isEncoding(encoding))
       throw new AxiosError('Unknown responseEncoding', AxiosError.ERR_BAD_OPTION_VALUE, config);
     const headers = new AxiosHeaders(config.headers);
-    headers.delete('host');
+    // Framing is axios's and Node's to compute: a Content-Length or Transfer-Encoding from the app could
+    // desync the shared keep-alive connection and splice the next user's request (token included) into
+    // this one's body. Hop-by-hop headers go too.
+    for (const name of FRAMING_HEADERS) headers.delete(name);
     const token = await source.accessToken();
     headers.set('Authorization', `Bearer ${token}`);
     // axios's timeout stops at the response headers; this deadline also covers a slow-drip body. It starts
@@ -312,6 +333,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       const timedOut = deadline.aborted || (err instanceof AxiosError && (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT'));
       if (timedOut && !userSignal?.aborted) throw new UpstreamTimeoutError(err);
       if (err instanceof AxiosError && err.response?.status === 401) rejectedToken.set(err, token);
+      if (err instanceof AxiosError && handle) errorHandles.set(err, handle);
       throw err;
     }
   };
@@ -350,7 +372,8 @@ function installInterceptors(instance: AxiosInstance, guarded: AxiosAdapter): vo
     if (!(error instanceof AxiosError)) throw error;
     const config = error.config as (TaggedConfig & SourcedConfig) | undefined;
     const used = rejectedToken.get(error);
-    const source = sourceOf(config);
+    const handle = errorHandles.get(error);
+    const source = handle ? sources.get(handle) : undefined;
     if (error.response?.status === 403 && source?.forbidden) {
       const replaced = source.forbidden(error.response.headers?.['www-authenticate'], error);
       if (replaced) throw replaced;
@@ -360,6 +383,7 @@ function installInterceptors(instance: AxiosInstance, guarded: AxiosAdapter): vo
       await source.accessToken({ rejected: used });
       if (replayable(config)) {
         config[kRetried] = true;
+        (config as SourcedConfig)[SOURCE] = handle;
         return instance.request(config);
       }
     }

@@ -8,9 +8,10 @@ import type { OAuthEvents } from './events.js';
 import { createReadiness } from './readiness.js';
 import { Instance } from './instance.js';
 import { createCookieChecks } from './cookie-checks.js';
-import { guardSessionStore } from './session-guard.js';
+import { guardSessionStore, type LoginCheck } from './session-guard.js';
+import { isLoggedIn, namespaceOf } from './session.js';
 import { mountRoutes } from './routes/index.js';
-import { groupFor, type AppGroup } from './app-group.js';
+import { groupFor, registerMiddleware, siblingsOf, type AppGroup } from './app-group.js';
 import { installProviderAccessors } from './provider-accessors.js';
 import { noteProcessLogger } from './session-secret.js';
 import type { OAuthOptions } from './types.js';
@@ -76,13 +77,16 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   // Logout is final: the app's session store refuses to bring back a session whose login ended (see
   // guardSessionStore). Installed on the first request that shows the store, checked by identity after.
   let guardedStore: unknown;
-  const loginAlive = (sid: string) => instance.tokens.exists(sid);
+  const loginAlive = (sid: string, session: object) =>
+    cfg.role === 'login' && isLoggedIn(namespaceOf(session, cfg.sessionKey)) ? instance.tokens.exists(sid) : undefined;
 
   let accessorsOn: object | undefined;
   // The app's other instances at this mount path (several providers), found like the accessors: on the
   // first request, an identity check after. A conflict (same name, two login instances, a shared path) is
   // a configuration error every request of that app gets.
   let group: AppGroup | undefined;
+  /** The logout-guard checks of the instances mounted beside this one (found with the group). */
+  const siblingChecks = new Set<LoginCheck>();
   let groupBase: string | undefined;
   let groupError: Error | undefined;
 
@@ -97,6 +101,10 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
       group = groupFor(proto, req.baseUrl);
       try {
         group.add({ instance, key: stateKey });
+        for (const sibling of siblingsOf(req.app, middleware)) {
+          group.add({ instance: sibling.instance, key: sibling.key });
+          siblingChecks.add(sibling.check);
+        }
         groupError = undefined;
       } catch (err) {
         groupError = err as Error;
@@ -109,6 +117,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     if (sessionStore !== guardedStore && sessionStore) {
       guardedStore = sessionStore;
       guardSessionStore(sessionStore, loginAlive);
+      for (const check of siblingChecks) guardSessionStore(sessionStore, check);
     }
 
     const route = routes.get(req.path);
@@ -148,6 +157,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     });
   };
 
+  registerMiddleware(middleware, { instance, key: stateKey, check: loginAlive });
   return Object.assign(middleware, {
     ...createReadiness(instance.server, instance.tokens, cfg.logger),
     events: instance.events,

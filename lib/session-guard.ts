@@ -1,7 +1,10 @@
 import type { Store } from 'express-session';
 
-/** Answers whether the login a session claims still exists (its token record is in the store). */
-export type LoginCheck = (sid: string) => Promise<boolean>;
+/**
+ * Answers whether the login a session claims still exists (its token record is in the store), or
+ * `undefined` when the session claims no login of this instance (connections never end the session).
+ */
+export type LoginCheck = (sid: string, session: object) => Promise<boolean> | undefined;
 
 interface GuardedStore {
   checks: Set<LoginCheck>;
@@ -15,6 +18,11 @@ const freshLogins = new WeakSet<object>();
 /** Marks a session whose token record the current request has just written (the callback), sparing the guard's read. */
 export function markFreshLogin(session: object): void {
   freshLogins.add(session);
+}
+
+/** Withdraws {@link markFreshLogin} (the login failed after all). */
+export function unmarkFreshLogin(session: object): void {
+  freshLogins.delete(session);
 }
 
 type SetCallback = (err?: unknown) => void;
@@ -56,7 +64,7 @@ export function guardSessionStore(store: Store, check: LoginCheck): void {
     originalSet.call(this, sid, session as never, (err?: unknown) => {
       if (err || !claimsLogin(session as SessionLike)) return callback?.(err);
       if (freshLogins.delete(session as object)) return callback?.();
-      void loginAlive(checks, sid).then((alive) => {
+      void loginAlive(checks, sid, session as object).then((alive) => {
         if (alive) return callback?.();
         store.destroy(sid, () => callback?.());
       });
@@ -64,14 +72,18 @@ export function guardSessionStore(store: Store, check: LoginCheck): void {
   };
 }
 
-/** True unless every check says the login is gone (a store that cannot answer counts as alive: outages end no login). */
-async function loginAlive(checks: Set<LoginCheck>, sid: string): Promise<boolean> {
+/**
+ * False when the login the session claims is gone (its login instance's record was deleted: a logout);
+ * true otherwise. A store that cannot answer counts as alive: outages end no login.
+ */
+async function loginAlive(checks: Set<LoginCheck>, sid: string, session: object): Promise<boolean> {
   for (const check of checks) {
     try {
-      if (await check(sid)) return true;
+      const alive = check(sid, session);
+      if (alive !== undefined && !(await alive)) return false;
     } catch {
       return true;
     }
   }
-  return false;
+  return true;
 }

@@ -37,7 +37,11 @@ export function mapPath(basePath: string, suffix: string): string | undefined {
     } catch {
       return undefined;
     }
-    if (decoded === '.' || decoded === '..' || DECODED_REFUSED.test(decoded)) return undefined;
+    if (DECODED_REFUSED.test(decoded)) return undefined;
+    // Servlet-style path parameters (`..;x`) and trailing dots or spaces (`.. `, `...`) are dot segments to
+    // some servers once normalised: refused as well.
+    const bare = decoded.split(';')[0]!.replace(/[\s.]+$/u, (m) => (m.includes('.') ? '.' : ''));
+    if (bare === '' || bare === '.' || bare === '..' || /^\.+$/.test(decoded.split(';')[0]!.trim())) return undefined;
   }
   return `${basePath}${suffix}`;
 }

@@ -19,7 +19,7 @@ import {
   type PendingLogin,
   type SessionRequest,
 } from '../session.js';
-import { markFreshLogin } from '../session-guard.js';
+import { markFreshLogin, unmarkFreshLogin } from '../session-guard.js';
 import { sessionTag } from '../tokens.js';
 import { stateOf } from '../request-state.js';
 import { checkRequireLogin } from '../require-login.js';
@@ -205,14 +205,17 @@ async function exchangeAndStore(
     const before = sreq.session as unknown as Record<string, unknown>;
     const otherTabs = livePending(namespaceOf(before, cfg.sessionKey));
     delete otherTabs[key];
-    const previousSub = cfg.role === 'login' ? namespaceOf(before, cfg.sessionKey)?.user?.sub : undefined;
-    // Another user logging in over this session does not inherit the connections of the previous one.
-    const switchedUser = previousSub !== undefined && previousSub !== tokenSet.sub;
+    const previous = cfg.role === 'login' ? namespaceOf(before, cfg.sessionKey) : undefined;
+    const previousSub = previous?.user?.sub;
+    // Another user logging in over a logged-in session inherits nothing of the previous one: not its
+    // connections, not the app's fields (derived from that user). Without a `sub` to compare (plain OAuth
+    // 2.0 providers), any login over a live login counts as another user.
+    const switchedUser = isLoggedIn(previous) && !(previousSub !== undefined && previousSub === tokenSet.sub);
     const carried: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(before)) {
       if (k === 'cookie' || k === cfg.sessionKey) continue;
       if (isOAuthField(k)) carried[k] = switchedUser ? { tx: livePending(v as OAuthSessionData) } : v;
-      else if (cfg.keepSessionData) carried[k] = v;
+      else if (cfg.keepSessionData && !switchedUser) carried[k] = v;
     }
     await regenerateSession(sreq, cfg.storeTimeout);
     defaultSameSite(sreq);
@@ -243,10 +246,17 @@ async function exchangeAndStore(
     markFreshLogin(sreq.session);
     await saveSession(sreq, cfg.storeTimeout);
   } catch (err) {
-    // The tokens could not be kept: do not leave a live grant behind (the old session's records stay as they were).
+    // The tokens could not be kept: do not leave a live grant behind (the old session's records stay as they were),
+    // nor a session that express-session's end-of-request save would store as logged in.
     void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
     const newSid = sreq.sessionID;
-    if (newSid !== oldSid) for (const other of moved) void other.tokens.remove(newSid).catch(() => {});
+    if (newSid !== oldSid) {
+      unmarkFreshLogin(sreq.session);
+      setNamespace(sreq.session, cfg.sessionKey, undefined);
+      for (const other of others) setNamespace(sreq.session, other.cfg.sessionKey, undefined);
+      void tokens.remove(newSid).catch(() => {});
+      for (const other of moved) void other.tokens.remove(newSid).catch(() => {});
+    }
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
   // Logging in over a live login: its record goes (best effort, not awaited: the old session id no longer exists).

@@ -504,3 +504,48 @@ describe('I: redaction of tokens with JSON- and URL-escaped characters (rule 12)
     }
   });
 });
+
+describe('I: no user state shared through the keep-alive pool (rule 12)', () => {
+  it("I43: framing headers from the app (Content-Length, Transfer-Encoding, Connection) cannot splice the next user's request into this one", async () => {
+    const stored: string[] = [];
+    const seen: Array<{ url: string; authorization: string | undefined }> = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ url: req.url ?? '', authorization: req.headers.authorization });
+        if (req.url === '/comments') stored.push(body);
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`ok ${req.url}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const cfg = { apiOrigins: new Set([base]), apiBaseUrl: base, httpTimeout: 3000, maxResponseBytes: 1 << 20 } as unknown as ResolvedConfig;
+    const agents = createAgents();
+    const client = (token: string) => createOAuthClient(cfg, agents, { accessToken: async () => token });
+    try {
+      const smuggled = 'POST /comments HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 120\r\n\r\n';
+      for (const headers of [
+        { 'Content-Length': '0', 'Content-Type': 'text/plain' },
+        { 'Transfer-Encoding': 'chunked', 'Content-Type': 'text/plain' },
+        { Connection: 'keep-alive, Content-Length', 'Content-Length': '1' },
+      ]) {
+        await client('ALICE-TOKEN-0123456789')
+          .post('/notes', smuggled, { headers })
+          .catch(() => undefined);
+        const bob = await client('BOB-TOKEN-0123456789').get('/profile');
+        expect(bob.status).toBe(200);
+        expect(bob.data).toBe('ok /profile');
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      expect(stored).toEqual([]);
+      expect(seen.filter((s) => s.url === '/profile').every((s) => s.authorization === 'Bearer BOB-TOKEN-0123456789')).toBe(true);
+      expect(seen.filter((s) => s.url === '/notes').every((s) => s.authorization === 'Bearer ALICE-TOKEN-0123456789')).toBe(true);
+    } finally {
+      agents.http.destroy();
+      agents.https.destroy();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});

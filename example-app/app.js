@@ -29,12 +29,34 @@ function describeApiError(err) {
 }
 
 /**
- * Builds the Express app around an `oauth()` middleware.
+ * The connected account's data for the profile page: `{ data }`, `{ error }` (the API failed), `{ lost: true }`
+ * (the connection's tokens are gone: connect again), or undefined (not connected). A login problem or a store
+ * outage is thrown, for oauthErrorHandler.
+ */
+async function connectionData(req, connection, log) {
+  if (!connection || !req.oauth.isConnected(connection.name)) return undefined;
+  try {
+    return { data: (await req.oauthClients[connection.name].get(connection.apiPath)).data };
+  } catch (err) {
+    if (err instanceof OAuthError) {
+      if (err.code === 'connection_required') return { lost: true };
+      throw err;
+    }
+    const error = describeApiError(err);
+    log(`${connection.label} API call failed: ${error}`);
+    return { error };
+  }
+}
+
+/**
+ * Builds the Express app around an `oauth()` middleware (the login) and, optionally, a second one with
+ * `role: 'connect'` (an API account linked to the login: GitHub).
  * @param {{ auth: import('express-oauth-client').OAuthMiddleware, sessionStore: import('express-session').Store,
  *   sessionSecret: string, secureCookies: boolean, apiPath: string, providerName: string, log: (line: string) => void,
- *   apiBaseUrl?: string | string[] }} options
+ *   apiBaseUrl?: string | string[],
+ *   connection?: { auth: import('express-oauth-client').OAuthMiddleware, name: string, label: string, apiPath: string } }} options
  */
-export function createApp({ auth, sessionStore, sessionSecret, secureCookies, apiPath, providerName, log, apiBaseUrl }) {
+export function createApp({ auth, sessionStore, sessionSecret, secureCookies, apiPath, providerName, log, apiBaseUrl, connection }) {
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
@@ -58,6 +80,8 @@ export function createApp({ auth, sessionStore, sessionSecret, secureCookies, ap
     }),
   );
   app.use(auth);
+  // The connection: /oauth/github/login, /oauth/github/callback, POST /oauth/github/disconnect.
+  if (connection) app.use(connection.auth);
 
   // The single-page app (BFF): session endpoint, API proxy and page at /spa. See spa.js.
   if (apiBaseUrl) mountSpa(app, { apiBaseUrl, apiPath });
@@ -67,21 +91,33 @@ export function createApp({ auth, sessionStore, sessionSecret, secureCookies, ap
   });
 
   app.get('/profile', requireAuth(), async (req, res, next) => {
-    let api;
-    let apiError;
-    try {
-      api = (await req.oauthClient.get(apiPath)).data;
-    } catch (err) {
-      // Login problems (login_required, store down) go to oauthErrorHandler; an API fault is shown here.
-      if (err instanceof OAuthError) return next(err);
-      apiError = describeApiError(err);
-      log(`API call failed: ${apiError}`);
-    }
+    // Both APIs at once: the login's token goes to the identity provider's API, the connection's to GitHub's.
+    const [main, connected] = await Promise.all([
+      req.oauthClient.get(apiPath).then(
+        (r) => ({ data: r.data }),
+        (err) => ({ err }),
+      ),
+      connectionData(req, connection, log).catch((err) => ({ thrown: err })),
+    ]);
+    // Login problems (login_required, store down) go to oauthErrorHandler; an API fault is shown on the page.
+    if (main.err instanceof OAuthError) return next(main.err);
+    if (connected?.thrown) return next(connected.thrown);
+    const api = main.data;
+    const apiError = main.err ? describeApiError(main.err) : undefined;
+    if (apiError) log(`API call failed: ${apiError}`);
     const tokenInfo = await req.oauth.tokenInfo();
+    const connectionView = connection && {
+      name: connection.name,
+      label: connection.label,
+      ...connected,
+      connected: !!connected && !connected.lost,
+      connectUrl: req.oauth.loginUrl({ provider: connection.name, returnTo: '/profile' }),
+      disconnectUrl: `/oauth/${connection.name}/disconnect?returnTo=%2Fprofile`,
+    };
     res
       .set('Cache-Control', 'no-store')
       .type('html')
-      .send(profilePage({ user: req.oauth.user, tokenInfo, api, apiError }));
+      .send(profilePage({ user: req.oauth.user, tokenInfo, api, apiError, connection: connectionView }));
   });
 
   // The page's button: the same API call, as JSON. The access token is refreshed first when it has expired.

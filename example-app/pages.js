@@ -55,7 +55,31 @@ export function homePage({ user, providerName }) {
   return layout({ title: 'Home', body, user });
 }
 
-export function profilePage({ user, tokenInfo, api, apiError }) {
+/** The connection's card: its API's data and Disconnect, or Connect. */
+function connectionCard(c) {
+  if (!c) return '';
+  const label = esc(c.label);
+  if (c.connected) {
+    return `<section class="card wide" id="connection" data-provider="${esc(c.name)}" data-connected="true">
+  <h2>Connected: ${label}</h2>
+  <p class="muted">A second <code>oauth()</code> instance (<code>name: '${esc(c.name)}'</code>, <code>role: 'connect'</code>) holds this
+  account's tokens, apart from your login's. Fetched on the server through <code>req.oauthClients.${esc(c.name)}</code>.</p>
+  ${c.error ? `<p class="error" id="connection-error">${esc(c.error)}</p>` : fields(c.data, ' id="connection-data"')}
+  <form method="post" action="${esc(c.disconnectUrl)}"><button type="submit" class="button secondary" id="disconnect">Disconnect ${label}</button></form>
+</section>`;
+  }
+  return `<section class="card wide" id="connection" data-provider="${esc(c.name)}" data-connected="false">
+  <h2>${label}</h2>
+  <p class="muted">${
+    c.lost
+      ? `The connection to ${label} has ended (its tokens are gone). Connect again to see its data.`
+      : `Link a ${label} account to your login: its tokens are kept on the server, apart from your login's.`
+  }</p>
+  <p><a class="button" id="connect" href="${esc(c.connectUrl)}">Connect ${label}</a></p>
+</section>`;
+}
+
+export function profilePage({ user, tokenInfo, api, apiError, connection }) {
   const expires = tokenInfo?.expiresAt ? tokenInfo.expiresAt.toISOString() : '';
   const identity = Object.keys(user ?? {}).length
     ? fields(user)
@@ -86,6 +110,7 @@ export function profilePage({ user, tokenInfo, api, apiError }) {
   <p><button type="button" id="call-api" class="button">Call the API again</button>
   <span id="api-status" role="status" aria-live="polite"></span></p>
 </section>
+${connectionCard(connection)}
 </div>
 <script src="/static/profile.js" defer></script>`;
   return layout({ title: 'Profile', body, user: user ?? {} });

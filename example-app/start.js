@@ -3,6 +3,9 @@
 // microsoft, gitlab, nylas) or ISSUER to use a real provider instead of the local one.
 // `npm run example -- --provider-only` starts only the local provider and API, registered for the README's
 // Quick start (settings as in .env.example).
+// The app also offers a second provider, with `role: 'connect'`: a local GitHub-style plain OAuth 2.0 provider
+// and API (local-github.js), or the real GitHub with CONNECT_PROVIDER=github, CONNECT_CLIENT_ID and
+// CONNECT_CLIENT_SECRET (CONNECT_PROVIDER=none: no connection).
 import './provider-notices.js';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +15,7 @@ import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
 import { MemoryTokenStore, RedisTokenStore, boundedSessionStore, oauth, providers } from 'express-oauth-client';
 import { createApp } from './app.js';
+import { startLocalGitHub } from './local-github.js';
 import { closeServer, listen, startLocalProvider, startResourceApi } from './local-provider.js';
 
 /** Defaults for the API path each preset's token is meant for (overridable with API_PATH). */
@@ -80,6 +84,32 @@ async function connectRedis(url, log) {
 /** The local client's secret in `--provider-only` mode, the same as in .env.example (a loopback-only demo). */
 export const LOCAL_CLIENT_SECRET = 'local-provider-demo-secret';
 
+/** The local GitHub's client secret in `--provider-only` mode (a loopback-only demo, like LOCAL_CLIENT_SECRET). */
+export const LOCAL_CONNECT_CLIENT_SECRET = 'local-github-demo-secret';
+
+/** The connection's instance name: its routes are /oauth/github/login, /oauth/github/callback, /oauth/github/disconnect. */
+const CONNECTION_NAME = 'github';
+
+/** CONNECT_PROVIDER: '' (the local GitHub), 'github' or 'none'. */
+function connectProviderFrom(env) {
+  const value = (env.CONNECT_PROVIDER ?? '').toLowerCase();
+  if (value !== '' && value !== 'github' && value !== 'none') {
+    throw new Error(`CONNECT_PROVIDER must be github or none (got ${JSON.stringify(env.CONNECT_PROVIDER)}); unset it for the local GitHub.`);
+  }
+  return value;
+}
+
+/** Starts the local GitHub-style provider and its API, for a client registered with `client`. */
+function startConnectProvider(env, options, client, onTokens) {
+  return startLocalGitHub({
+    port: options.connectProviderPort ?? numberFrom(env.CONNECT_PROVIDER_PORT, 'CONNECT_PROVIDER_PORT', 3003),
+    apiPort: options.connectApiPort ?? numberFrom(env.CONNECT_API_PORT, 'CONNECT_API_PORT', 3004),
+    accessTokenTtl: options.accessTokenTtl ?? numberFrom(env.ACCESS_TOKEN_TTL, 'ACCESS_TOKEN_TTL', 60),
+    client,
+    onTokens,
+  });
+}
+
 /**
  * Starts only the local identity provider and API, with one client registered for an app at APP_URL
  * (default http://localhost:$PORT, PORT default 3000): redirect URI `$APP_URL/oauth/callback`, post-logout
@@ -132,6 +162,9 @@ export async function startProviderOnly(options = {}) {
       exampleClientId: client.id,
     });
     closers.push(api.close);
+    const ghClient = { id: 'example-app', secret: LOCAL_CONNECT_CLIENT_SECRET, redirectUri: `${appUrl}/oauth/${CONNECTION_NAME}/callback` };
+    const gh = await startConnectProvider(env, options, ghClient);
+    closers.push(gh.close);
     log(`Local identity provider at ${op.issuer} (log in with any name and password), API at ${api.url} (GET /me).`);
     log(`Registered client for an app at ${appUrl}:`);
     log(`  redirect URI ${client.redirectUri}, post-logout redirect URI ${client.postLogoutRedirectUri}`);
@@ -141,7 +174,24 @@ export async function startProviderOnly(options = {}) {
     log(`  CLIENT_ID=${client.id}`);
     log(`  CLIENT_SECRET=${client.secret}`);
     log(`  API_BASE_URL=${api.url}`);
-    return { appUrl, providerUrl: op.issuer, apiUrl: api.url, clientId: client.id, clientSecret: client.secret, logs, close };
+    log(`Local GitHub at ${gh.url} (plain OAuth 2.0, authorize with any login), its API at ${gh.apiUrl} (GET /user),`);
+    log(`  for a connection: oauth({ name: 'github', role: 'connect', ...providers.github({ baseUrl, apiBaseUrl, clientId, clientSecret }) })`);
+    log(`  callback URL ${ghClient.redirectUri}; revocation (RFC 7009) at ${gh.url}/applications/revoke`);
+    log(`  GITHUB_BASE_URL=${gh.url}`);
+    log(`  GITHUB_API_URL=${gh.apiUrl}`);
+    log(`  GITHUB_CLIENT_ID=${ghClient.id}`);
+    log(`  GITHUB_CLIENT_SECRET=${ghClient.secret}`);
+    return {
+      appUrl,
+      providerUrl: op.issuer,
+      apiUrl: api.url,
+      clientId: client.id,
+      clientSecret: client.secret,
+      connectUrl: gh.url,
+      connectApiUrl: gh.apiUrl,
+      logs,
+      close,
+    };
   } catch (err) {
     await close();
     throw err;
@@ -167,8 +217,9 @@ export async function startExample(options = {}) {
     logs.push(line);
     if (!options.quiet) console.log(line);
   };
-  const stats = { logins: 0, refreshes: 0, refreshFailures: 0, logouts: 0 };
+  const stats = { logins: 0, refreshes: 0, refreshFailures: 0, logouts: 0, connects: 0, connectRefreshes: 0, disconnects: 0 };
   const issued = { access: new Set(), refresh: new Set(), id: new Set() };
+  const connectIssued = { access: new Set(), refresh: new Set() };
   const closers = [];
   const close = async () => {
     while (closers.length)
@@ -184,6 +235,7 @@ export async function startExample(options = {}) {
       throw new Error(`PROVIDER must be one of ${Object.keys(providers).join(', ')} (got ${JSON.stringify(env.PROVIDER)}).`);
     }
     const local = !presetName && !env.ISSUER;
+    const connectProvider = connectProviderFrom(env);
 
     // The client app's server is bound first: its URL is part of the provider's client registration.
     const appServer = http.createServer();
@@ -256,6 +308,39 @@ export async function startExample(options = {}) {
       if (env.API_BASE_URL) providerOptions.apiBaseUrl = env.API_BASE_URL;
     }
 
+    // The connection (role: 'connect'): the local GitHub, or the real one.
+    let connectOptions;
+    let connectLabel;
+    let connectLocal;
+    const connectRedirectUri = `${appUrl}/oauth/${CONNECTION_NAME}/callback`;
+    if (connectProvider === 'github') {
+      if (!env.CONNECT_CLIENT_ID || !env.CONNECT_CLIENT_SECRET) {
+        throw new Error(
+          `Set CONNECT_CLIENT_ID and CONNECT_CLIENT_SECRET of the OAuth app you registered at GitHub (callback URL ${connectRedirectUri}).`,
+        );
+      }
+      connectOptions = providers.github({
+        clientId: env.CONNECT_CLIENT_ID,
+        clientSecret: env.CONNECT_CLIENT_SECRET,
+        ...(env.CONNECT_SCOPE ? { scope: env.CONNECT_SCOPE } : {}),
+      });
+      connectLabel = 'GitHub';
+    } else if (connectProvider === '') {
+      const ghClient = { id: 'example-app', secret: ephemeral(), redirectUri: connectRedirectUri };
+      const gh = await startConnectProvider(env, options, ghClient, ({ access_token, refresh_token }) => {
+        if (access_token) connectIssued.access.add(access_token);
+        if (refresh_token) connectIssued.refresh.add(refresh_token);
+      });
+      closers.push(gh.close);
+      // The GitHub preset, pointed at the local stand-in as at a GitHub Enterprise Server; plus its RFC 7009 revocation.
+      connectOptions = {
+        ...providers.github({ clientId: ghClient.id, clientSecret: ghClient.secret, baseUrl: gh.url, apiBaseUrl: gh.apiUrl }),
+        revocationEndpoint: `${gh.url}/applications/revoke`,
+      };
+      connectLabel = 'GitHub (local)';
+      connectLocal = { url: gh.url, apiUrl: gh.apiUrl, clientSecret: ghClient.secret };
+    }
+
     // Redis when it answers; the memory stores otherwise.
     const redisUrl = options.redisUrl ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
     const redis = await connectRedis(redisUrl, log);
@@ -273,17 +358,18 @@ export async function startExample(options = {}) {
     }
 
     const encryptionKey = env.TOKEN_KEY ?? ephemeral();
+    // The package's log lines never hold a token, a code or the secret; print them with their details.
+    const logger = {
+      warn: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
+      error: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
+    };
     const auth = oauth({
       ...providerOptions,
       redirectUri,
       postLogoutRedirectUri: `${appUrl}/`,
       tokenStore,
       encryptionKey,
-      // The package's log lines never hold a token, a code or the secret; print them with their details.
-      logger: {
-        warn: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
-        error: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
-      },
+      logger,
     });
     closers.push(async () => auth.close());
     auth.events.on('login', () => stats.logins++);
@@ -291,6 +377,27 @@ export async function startExample(options = {}) {
     auth.events.on('refresh_failed', () => stats.refreshFailures++);
     auth.events.on('logout', () => stats.logouts++);
     await auth.ready();
+
+    let connection;
+    if (connectOptions) {
+      // A second instance: its own routes (/oauth/github/...), session data, token record and lock, in the same stores.
+      const connectAuth = oauth({
+        ...connectOptions,
+        name: CONNECTION_NAME,
+        role: 'connect',
+        requireLogin: true, // connect only once logged in
+        redirectUri: connectRedirectUri,
+        tokenStore,
+        encryptionKey,
+        logger,
+      });
+      closers.push(async () => connectAuth.close());
+      connectAuth.events.on('login', () => stats.connects++);
+      connectAuth.events.on('refresh', () => stats.connectRefreshes++);
+      connectAuth.events.on('disconnect', () => stats.disconnects++);
+      await connectAuth.ready();
+      connection = { auth: connectAuth, name: CONNECTION_NAME, label: connectLabel, apiPath: '/user' };
+    }
 
     const app = createApp({
       auth,
@@ -302,12 +409,15 @@ export async function startExample(options = {}) {
       log,
       // The single-page app's API proxy targets the same API (see spa.js).
       apiBaseUrl: providerOptions.apiBaseUrl,
+      connection,
     });
     appServer.on('request', app);
 
     log(`Example app: open ${appUrl}/`);
     if (providerOptions.apiBaseUrl) log(`Single-page app (BFF): open ${appUrl}/spa`);
     if (local) log(`Local identity provider at ${localUrls.providerUrl} (log in with any name and password), API at ${localUrls.apiUrl}.`);
+    if (connectLocal) log(`Local GitHub (for Connect) at ${connectLocal.url}, its API at ${connectLocal.apiUrl}.`);
+    else if (connection) log(`Connect: GitHub (callback URL ${connectRedirectUri}).`);
 
     return {
       appUrl,
@@ -321,6 +431,12 @@ export async function startExample(options = {}) {
       issued,
       /** The local client's secret (local mode only), for the same check. */
       clientSecret: localUrls?.clientSecret,
+      /** The local GitHub and its API (when the connection is local). */
+      connectUrl: connectLocal?.url,
+      connectApiUrl: connectLocal?.apiUrl,
+      /** Every token the local GitHub issued, and its client secret, for the same check. */
+      connectIssued,
+      connectClientSecret: connectLocal?.clientSecret,
       logs,
       close,
     };
@@ -346,7 +462,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     process.on('SIGTERM', stop);
   } catch (err) {
     console.error(`Could not start the example: ${err?.message ?? err}`);
-    if (err?.code === 'EADDRINUSE') console.error('A port is in use: set PORT, PROVIDER_PORT and API_PORT to free ones.');
+    if (err?.code === 'EADDRINUSE')
+      console.error('A port is in use: set PORT, PROVIDER_PORT, API_PORT, CONNECT_PROVIDER_PORT and CONNECT_API_PORT to free ones.');
     process.exit(1);
   }
 }

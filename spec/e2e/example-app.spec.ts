@@ -80,6 +80,8 @@ describe('example app in a real browser (Chromium)', () => {
       port: 0,
       providerPort: 0,
       apiPort: 0,
+      connectProviderPort: 0,
+      connectApiPort: 0,
       accessTokenTtl: ACCESS_TOKEN_TTL,
       redisUrl: process.env.REDIS_URL,
       quiet: true,

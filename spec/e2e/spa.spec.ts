@@ -61,6 +61,8 @@ describe('K: the single-page app example in Chromium', () => {
       port: 0,
       providerPort: 0,
       apiPort: 0,
+      connectProviderPort: 0,
+      connectApiPort: 0,
       accessTokenTtl: ACCESS_TOKEN_TTL,
       redisUrl: process.env.REDIS_URL,
       quiet: true,

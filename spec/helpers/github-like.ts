@@ -19,6 +19,8 @@ export interface GitHubLike {
   refreshes: number;
   /** Tokens revoked through the revocation endpoint. */
   revoked: string[];
+  /** The `Authorization` header of every API call (`/user`, `/repos`), in order. */
+  authorizations: string[];
   /** `expires_in` of new tokens (seconds); undefined: none (GitHub OAuth apps). */
   expiresIn: number | undefined;
   /** Delay of the token endpoint's refresh answers, in ms (to make refresh storms overlap). */
@@ -35,6 +37,7 @@ export async function startGitHubLike(clientId = 'gh-client', clientSecret = 'gh
     refreshTokens: new Map(),
     refreshes: 0,
     revoked: [],
+    authorizations: [],
     expiresIn: undefined,
     refreshDelayMs: 0,
     close: async () => {},
@@ -96,7 +99,10 @@ export async function startGitHubLike(clientId = 'gh-client', clientSecret = 'gh
     state.refreshTokens.delete(token);
     res.status(200).end();
   });
-  const scopeOf = (req: express.Request) => state.tokens.get((req.headers.authorization ?? '').replace(/^Bearer /, ''));
+  const scopeOf = (req: express.Request) => {
+    state.authorizations.push(req.headers.authorization ?? '');
+    return state.tokens.get((req.headers.authorization ?? '').replace(/^Bearer /, ''));
+  };
   app.get('/user', (req, res) => {
     if (scopeOf(req) === undefined) return void res.status(401).json({ message: 'Bad credentials' });
     res.json({ login: 'octocat' });

@@ -76,6 +76,8 @@ async function startQuickStart(expressModule: 'express' | 'express4', redisUrl: 
     APP_URL: appUrl,
     PROVIDER_PORT: '0',
     API_PORT: '0',
+    CONNECT_PROVIDER_PORT: '0',
+    CONNECT_API_PORT: '0',
     CLIENT_ID: settings.CLIENT_ID!,
     // CLIENT_SECRET left to the provider's default: it must be the value in .env.example.
   });

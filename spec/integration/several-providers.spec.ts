@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   MemoryTokenStore,
   oauth,
+  oauthProxy,
   requireAuth,
   requireConnection,
   sessionEndpoint,
@@ -39,6 +40,9 @@ async function createTwoProviderEnv(gh: GitHubLike, connect: Partial<OAuthOption
       app.get('/api/nope', requireConnection('nope'), (_req, res) => res.end());
       app.get('/api/nope-client', (req, res) => res.json({ has: typeof req.oauthClients.nope }));
       app.get('/oauth/session', sessionEndpoint());
+      // The browser's way to GitHub's API: the connection's token; and a proxy of the login instance aimed there.
+      app.use('/bff/gh', oauthProxy({ target: gh.url, provider: 'github' }));
+      app.use('/bff/gh-as-login', oauthProxy({ target: gh.url }));
     },
   });
   const github = (slot.github = oauth({
@@ -234,6 +238,47 @@ describe('M: several providers in one app (SECURITY.md rule 15)', () => {
     expect((await browser.request(`${env.appUrl}/api/nope`, { headers: json })).status).toBe(500);
     expect((await browser.request(`${env.appUrl}/api/nope-client`, { headers: json })).status).toBe(500);
     expect(env.logger.lines.join('\n')).toContain("no oauth() instance named 'nope'");
+  });
+});
+
+describe('M: the API proxy of a connection (rule 16)', () => {
+  it("M14: oauthProxy({ provider: 'github' }) sends the connection's token, never the login's; without the connection 401 JSON", async () => {
+    const { env, connectGitHub } = t;
+    const browser = new TestBrowser();
+    await env.login(browser);
+    const csrf = { 'x-csrf': '1', accept: 'application/json' };
+    const before = gh.authorizations.length;
+    const none = await browser.request(`${env.appUrl}/bff/gh/user`, { headers: csrf });
+    expect(none.status).toBe(401);
+    expect(none.location).toBeUndefined();
+    expect(gh.authorizations.length).toBe(before); // nothing went upstream
+
+    await connectGitHub(browser);
+    const res = await browser.request(`${env.appUrl}/bff/gh/user`, { headers: csrf });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ login: 'octocat' });
+    const sent = gh.authorizations.slice(before);
+    expect(sent).toHaveLength(1);
+    const token = sent[0]!.replace(/^Bearer /, '');
+    expect(gh.tokens.has(token)).toBe(true); // GitHub's own token...
+    const login = (await env.readRecord(env.sid(browser)))!;
+    expect(token).not.toBe(login.access_token); // ...not the login's
+    expect(`${JSON.stringify(res.headers)}${res.body}`).not.toContain(token);
+
+    // A proxy of the login instance aimed at GitHub's origin (not in its apiBaseUrl) sends nothing there.
+    const crossed = await browser.request(`${env.appUrl}/bff/gh-as-login/user`, { headers: csrf });
+    expect(crossed.status).toBe(500); // a configuration mistake: 500, and nothing sent
+    expect(JSON.parse(crossed.body)).toEqual({ error: 'origin_not_allowed' });
+    expect(gh.authorizations.slice(before)).toHaveLength(1);
+    expect(crossed.body).not.toContain(login.access_token);
+
+    // Without the anti-CSRF header: refused before anything goes upstream.
+    expect((await browser.request(`${env.appUrl}/bff/gh/user`, { headers: json })).status).toBe(403);
+    // After a disconnect the proxy answers 401 again, and the login's API still works.
+    expect((await browser.request(`${env.appUrl}/oauth/github/disconnect`, { method: 'POST', headers: sameOrigin(env) })).status).toBe(204);
+    expect((await browser.request(`${env.appUrl}/bff/gh/user`, { headers: csrf })).status).toBe(401);
+    expect(gh.authorizations.slice(before)).toHaveLength(1);
+    expect((await browser.request(`${env.appUrl}/api/me`, { headers: json })).status).toBe(200);
   });
 });
 

@@ -115,7 +115,13 @@ interface LayerLike {
 
 const innerStack = (handle: unknown): unknown => {
   const h = handle as { stack?: unknown; router?: { stack?: unknown }; _router?: { stack?: unknown } } | undefined;
-  return h?.stack ?? h?.router?.stack ?? h?._router?.stack;
+  if (h?.stack) return h.stack;
+  if (h?._router) return h._router.stack; // Express 4 (its `app.router` getter throws)
+  try {
+    return h?.router?.stack; // Express 5
+  } catch {
+    return undefined;
+  }
 };
 
 function findLayer(stack: unknown, fn: object, depth: number): { stack: LayerLike[]; layer: LayerLike } | undefined {

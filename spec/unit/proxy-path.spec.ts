@@ -12,10 +12,17 @@ describe('K: path mapping (rule 16)', () => {
     expect(mapPath('', '')).toBe('/');
     expect(mapPath('', '/a/b/')).toBe('/a/b/');
     expect(mapPath('/v1', '/caf%C3%A9')).toBe('/v1/caf%C3%A9');
-    expect(mapPath('/v1', '/a..b/...')).toBe('/v1/a..b/...');
+    expect(mapPath('/v1', '/a..b/c.d')).toBe('/v1/a..b/c.d');
     for (const p of [
       '/..',
       '/.',
+      // Path parameters and trailing dots or spaces that some servers normalise into dot segments.
+      '/..;/admin',
+      '/.;/x',
+      '/%2e%2e;/x',
+      '/..%3b/admin',
+      '/..%20/x',
+      '/.../x',
       '/a/..',
       '/%2e%2e',
       '/%2e',

@@ -150,6 +150,8 @@ export interface EnvOptions {
   sharing?: TestEnv;
   /** Do not wait for `auth.ready()` (discovery failing on purpose). */
   skipReady?: boolean;
+  /** Mounted right after app.use(auth), before the standard routes (another oauth() instance beside it). */
+  mountAfterAuth?: (app: Express) => void;
   /** express-session cookie options instead of the standard ones (HttpOnly, SameSite=Lax, Path=/). */
   cookie?: session.CookieOptions;
   /** Mount the session store as given, without `boundedSessionStore` (only the package's own `storeTimeout` bounds waits). */
@@ -207,6 +209,7 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
     }),
   );
   app.use(auth);
+  options.mountAfterAuth?.(app);
   options.routes?.(app);
   app.get('/', (req, res) => res.type('html').send(`<h1>home</h1>${req.oauth.isAuthenticated ? 'logged in' : 'anonymous'}`));
   app.get('/public', (_req, res) => res.send('public'));

@@ -199,6 +199,46 @@ describe('M: several providers in one app (SECURITY.md rule 15)', () => {
     expect(await env.redis.exists(`${env.prefix}sess:${sid}`)).toBe(0);
   });
 
+  it('M30: a second app process whose first request is the logout still ends every connection (instances found in the router, not on first use)', async () => {
+    const { env, connectGitHub } = t;
+    const browser = new TestBrowser();
+    await env.login(browser);
+    await connectGitHub(browser);
+    const sid = env.sid(browser);
+    // Another process of the same app: the login instance (createEnv) and GitHub mounted directly beside it.
+    const githubB = oauth({
+      name: 'github',
+      role: 'connect',
+      authorizationEndpoint: `${gh.url}/login/oauth/authorize`,
+      tokenEndpoint: `${gh.url}/login/oauth/access_token`,
+      revocationEndpoint: `${gh.url}/applications/revoke`,
+      clientId: 'gh-client',
+      clientSecret: 'gh-secret',
+      redirectUri: `${env.appUrl}/oauth/github/callback`,
+      scope: ['read:user'],
+      apiBaseUrl: gh.url,
+      tokenStore: env.tokenStore,
+      encryptionKey: ENCRYPTION_KEY,
+      logger: new CapturedLogger(),
+    });
+    await githubB.ready();
+    const b = await createEnv({ sharing: env, mountAfterAuth: (app) => app.use(githubB) });
+    try {
+      const revokedBefore = gh.revoked.length;
+      const res = await browser.request(`${env.appUrl}/oauth/logout`.replace(env.appUrl, b.appUrl), {
+        method: 'POST',
+        headers: { origin: env.appUrl, accept: 'application/json', cookie: browser.cookieHeader(env.appUrl) },
+      });
+      expect(res.status).toBe(204);
+      expect(gh.revoked.length).toBe(revokedBefore + 1);
+      expect(await env.redis.exists(ghKey(env, sid))).toBe(0);
+      expect(await env.redis.exists(loginKey(env, sid))).toBe(0);
+    } finally {
+      githubB.close();
+      await b.close();
+    }
+  });
+
   it("M5: a record copied from the login key to GitHub's key does not open there (the name is in the AAD); the login is untouched", async () => {
     const { env, connectGitHub } = t;
     const browser = new TestBrowser();

@@ -18,6 +18,13 @@ export interface OAuthEventMap {
   logout: [OAuthEventBase & { revoked: boolean }];
   /** A login failed at the callback; `reason` is the error code. */
   login_failed: [{ reason: string }];
+  /**
+   * A login was ended from elsewhere: `backchannel` (the provider's logout token), `revoked` (`auth.sessions`),
+   * `absolute_lifetime` or `idle_timeout` (the session lifetimes). One event per ended session.
+   */
+  session_ended: [OAuthEventBase & { reason: 'backchannel' | 'revoked' | 'absolute_lifetime' | 'idle_timeout' }];
+  /** A back-channel logout request was refused (400); `reason` is a fixed identifier, never a value from the token. */
+  backchannel_logout_failed: [{ reason: string }];
 }
 
 /**

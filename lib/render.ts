@@ -40,7 +40,7 @@ export function renderOAuthError(instance: Instance | undefined, err: OAuthError
     return void res.redirect(302, loginRedirect(instance, req));
   }
   res.status(err.status);
-  if (json) return void res.json({ error: err.code });
+  if (json) return void res.json(err.toJSON());
   const loginPath = `${stateOf(req)?.base ?? ''}${instance?.cfg.paths.login ?? '/oauth/login'}`;
   const title = TITLES[err.status] ?? 'Error';
   const text = err.status === 400 ? 'Login failed, please try again.' : err.expose ? err.message : 'Something went wrong, please try again.';

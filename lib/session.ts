@@ -31,6 +31,10 @@ export interface OAuthSessionData {
   user?: OAuthUser;
   /** Epoch ms of the login. */
   loginAt?: number;
+  /** Epoch ms the session was last seen, moved in coarse steps (only with `idleTimeout`). */
+  seenAt?: number;
+  /** Hashes the session is filed under in the session index (see `lib/sessions/session-index.ts`). */
+  idx?: { sub?: string; sid?: string };
 }
 
 declare module 'express-session' {

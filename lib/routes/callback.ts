@@ -180,6 +180,7 @@ async function exchangeAndStore(
   // 8. New session id (fixation defence); pending logins of other tabs (re-read: one may have started
   // during the exchange) move along; the old session's tokens go once the new login is stored.
   const oldSid = sreq.sessionID;
+  const oldIdx = sreq.session.oauth?.idx;
   try {
     await reloadSession(sreq, cfg.storeTimeout);
     const otherTabs = livePending(sreq.session.oauth);
@@ -191,7 +192,16 @@ async function exchangeAndStore(
       user: { ...userinfo, ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) },
       loginAt: Date.now(),
     };
-    await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
+    const written = await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
+    // The session index (back-channel logout, auth.sessions): before the session is saved, so a login is never live unindexed.
+    const idx = await instance.sessions.index.add(sreq.sessionID, {
+      sub: tokenSet.sub,
+      sid: tokenSet.sid,
+      at: sreq.session.oauth.loginAt!,
+      userAgent: req.headers['user-agent'],
+      ttlMs: instance.sessions.index.ttlMs(tokens.ttlOf(written.record), sreq.session.cookie.maxAge),
+    });
+    if (idx.sub || idx.sid) sreq.session.oauth.idx = idx;
     // The record was written just above, by this request: the logout guard need not read it back.
     markFreshLogin(sreq.session);
     await saveSession(sreq, cfg.storeTimeout);
@@ -201,7 +211,10 @@ async function exchangeAndStore(
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
   // Logging in over a live login: its record goes (best effort, not awaited: the old session id no longer exists).
-  if (c.wasLoggedIn) void tokens.remove(oldSid).catch(() => {});
+  if (c.wasLoggedIn) {
+    void tokens.remove(oldSid).catch(() => {});
+    void instance.sessions.index.remove(oldSid, oldIdx);
+  }
   events.emit('login', { session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
   res.redirect(302, tx.returnTo);
 }

@@ -3,6 +3,7 @@ import type { Instance } from '../instance.js';
 import { handleCallback } from './callback.js';
 import { handleLogin } from './login.js';
 import { handleLogout } from './logout.js';
+import { handleBackchannelLogout } from './backchannel-logout.js';
 import { ROUTES, ROUTE_NAMES, type RouteDescriptor, type RouteName } from './table.js';
 
 export type RouteHandler = (instance: Instance, req: Request, res: Response) => Promise<void>;
@@ -12,6 +13,7 @@ const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
   login: handleLogin,
   callback: handleCallback,
   logout: handleLogout,
+  backchannelLogout: handleBackchannelLogout,
 };
 
 /** A route as dispatched: its row of the table, its handler, its resolved path. */
@@ -21,6 +23,10 @@ export interface MountedRoute extends RouteDescriptor {
 }
 
 /** The dispatch table of one instance: resolved path -> route. Built once, at startup. */
-export function mountRoutes(paths: Readonly<Record<RouteName, string>>): ReadonlyMap<string, MountedRoute> {
-  return new Map(ROUTE_NAMES.map((name) => [paths[name], { name, ...ROUTES[name], handler: HANDLERS[name] }]));
+export function mountRoutes(
+  paths: Readonly<Record<RouteName, string>>,
+  enabled: (name: RouteName) => boolean = () => true,
+): ReadonlyMap<string, MountedRoute> {
+  const names = ROUTE_NAMES.filter((name) => !(ROUTES[name] as RouteDescriptor).optional || enabled(name));
+  return new Map(names.map((name) => [paths[name], { name, ...ROUTES[name], handler: HANDLERS[name] }]));
 }

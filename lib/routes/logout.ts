@@ -35,8 +35,10 @@ export async function handleLogout(instance: Instance, req: Request, res: Respon
   const sub = sreq.session.oauth?.user?.sub;
   const loaded = await tokens.read(sid);
   const revoked = loaded ? await server.revokeQuietly(loaded.record.refresh_token, loaded.record.access_token) : false;
+  const idx = sreq.session.oauth?.idx;
   await tokens.remove(sid);
   await destroySession(sreq, cfg.storeTimeout);
+  await instance.sessions.index.remove(sid, idx);
   res.clearCookie(cfg.sessionCookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
   events.emit('logout', { session: sessionTag(sid), sub, revoked });
 

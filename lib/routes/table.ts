@@ -12,6 +12,11 @@ export const ROUTES = {
   callback: { method: 'GET', defaultPath: 'redirectUri', logsOwnFailures: true },
   /** Ends the login (POST, same-origin only). */
   logout: { method: 'POST', defaultPath: '/oauth/logout', logsOwnFailures: false },
+  /**
+   * Receives the provider's logout token (Back-Channel Logout 1.0, server to server). Mounted only with the
+   * `backchannelLogout` option; the handler answers other methods itself (400, as §2.8 asks for any failure).
+   */
+  backchannelLogout: { method: 'POST', defaultPath: '/oauth/backchannel-logout', logsOwnFailures: true, anyMethod: true, optional: true },
 } as const satisfies Record<string, RouteDescriptor>;
 
 /** One row of {@link ROUTES}. */
@@ -22,6 +27,10 @@ export interface RouteDescriptor {
   defaultPath: string;
   /** The handler logs each of its failures itself (one line with the reason); the dispatcher does not. */
   logsOwnFailures: boolean;
+  /** The handler answers every method itself (the dispatcher's 405 does not apply). */
+  anyMethod?: boolean;
+  /** Mounted only when the instance enables it (see `mountRoutes`). */
+  optional?: boolean;
 }
 
 export type RouteName = keyof typeof ROUTES;

@@ -40,7 +40,7 @@ export interface SessionsApi {
   handleOf(req: Request): string | undefined;
 }
 
-const HANDLE = /^([0-9a-f]{64})\.([0-9a-f]{32})$/;
+const HANDLE = /^([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{32})$/;
 
 /** Per-instance sessions machinery: the index, the app's session store (seen on the first request) and `auth.sessions`. */
 export class Sessions {

@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 
 /** Common fields of every event. `session` is a hash of the session id, never the id (it is a credential). */
 export interface OAuthEventBase {
+  /** The instance's `name` (`default` for the unnamed instance). */
+  provider: string;
   session: string;
   sub: string | undefined;
 }
@@ -17,14 +19,16 @@ export interface OAuthEventMap {
   /** A logout completed; `revoked` says whether the provider confirmed revocation. */
   logout: [OAuthEventBase & { revoked: boolean }];
   /** A login failed at the callback; `reason` is the error code. */
-  login_failed: [{ reason: string }];
+  login_failed: [{ provider: string; reason: string }];
+  /** A connection ended (disconnect, or the logout of the login instance); `revoked` as for `logout`. */
+  disconnect: [OAuthEventBase & { revoked: boolean }];
   /**
    * A login was ended from elsewhere: `backchannel` (the provider's logout token), `revoked` (`auth.sessions`),
    * `absolute_lifetime` or `idle_timeout` (the session lifetimes). One event per ended session.
    */
   session_ended: [OAuthEventBase & { reason: 'backchannel' | 'revoked' | 'absolute_lifetime' | 'idle_timeout' }];
   /** A back-channel logout request was refused (400); `reason` is a fixed identifier, never a value from the token. */
-  backchannel_logout_failed: [{ reason: string }];
+  backchannel_logout_failed: [{ provider: string; reason: string }];
 }
 
 /**

@@ -46,7 +46,7 @@ export function oauthProxy(options: OAuthProxyOptions): RequestHandler {
   return function oauthProxyMiddleware(req, res, next) {
     let seam: OAuthSeam;
     try {
-      seam = oauthSeam(req, 'oauthProxy');
+      seam = oauthSeam(req, 'oauthProxy', p.provider);
     } catch (err) {
       return next(err);
     }
@@ -86,7 +86,7 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
   if (hasBody && (req as { _body?: boolean })._body) {
     throw createOAuthError('config_invalid', 'oauthProxy: a body parser consumed the request body; mount the proxy before it.');
   }
-  if (!seam.isAuthenticated) throw new LoginRequiredError();
+  if (!seam.isAuthenticated) throw seam.notLoggedIn();
   if (!seam.apiOrigins.has(p.origin)) throw new OriginNotAllowedError(p.origin);
 
   let token = await seam.accessToken();

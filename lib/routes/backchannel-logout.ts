@@ -120,7 +120,7 @@ export async function handleBackchannelLogout(instance: Instance, req: Request, 
   } catch (err) {
     if (err instanceof LogoutTokenError && !err.transient) {
       cfg.logger.warn(`back-channel logout refused: ${err.reason}`, { reason: err.reason });
-      events.emit('backchannel_logout_failed', { reason: err.reason });
+      events.emit('backchannel_logout_failed', { provider: cfg.name, reason: err.reason });
       if (req.method !== 'POST') res.setHeader('Allow', 'POST');
       // Back-Channel Logout 1.0 §2.8: 400 on any failure; a fixed body, nothing of the request echoed.
       return void res.status(400).json({ error: 'invalid_request', error_description: 'The logout token was not accepted.' });
@@ -133,7 +133,7 @@ export async function handleBackchannelLogout(instance: Instance, req: Request, 
           : new StoreUnavailableError('Back-channel logout failed.', err);
     const reason = err instanceof LogoutTokenError ? err.reason : failure.code;
     cfg.logger.warn(`back-channel logout failed: ${reason}`, { reason, status: failure.status });
-    events.emit('backchannel_logout_failed', { reason });
+    events.emit('backchannel_logout_failed', { provider: cfg.name, reason });
     if (failure.retryAfter !== undefined) res.setHeader('Retry-After', String(failure.retryAfter));
     res.status(failure.status).json({ error: failure.status === 400 ? 'invalid_request' : 'temporarily_unavailable' });
   }

@@ -3,6 +3,7 @@ import type { Instance } from '../instance.js';
 import { handleCallback } from './callback.js';
 import { handleLogin } from './login.js';
 import { handleLogout } from './logout.js';
+import { handleDisconnect } from './disconnect.js';
 import { handleBackchannelLogout } from './backchannel-logout.js';
 import { ROUTES, ROUTE_NAMES, type RouteDescriptor, type RouteName } from './table.js';
 
@@ -13,6 +14,7 @@ const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
   login: handleLogin,
   callback: handleCallback,
   logout: handleLogout,
+  disconnect: handleDisconnect,
   backchannelLogout: handleBackchannelLogout,
 };
 
@@ -22,11 +24,8 @@ export interface MountedRoute extends RouteDescriptor {
   handler: RouteHandler;
 }
 
-/** The dispatch table of one instance: resolved path -> route. Built once, at startup. */
-export function mountRoutes(
-  paths: Readonly<Record<RouteName, string>>,
-  enabled: (name: RouteName) => boolean = () => true,
-): ReadonlyMap<string, MountedRoute> {
-  const names = ROUTE_NAMES.filter((name) => !(ROUTES[name] as RouteDescriptor).optional || enabled(name));
-  return new Map(names.map((name) => [paths[name], { name, ...ROUTES[name], handler: HANDLERS[name] }]));
+/** The dispatch table of one instance: resolved path -> route, for the routes of its role. Built once, at startup. */
+export function mountRoutes(paths: Readonly<Partial<Record<RouteName, string>>>): ReadonlyMap<string, MountedRoute> {
+  const mounted = ROUTE_NAMES.filter((name) => paths[name] !== undefined);
+  return new Map(mounted.map((name) => [paths[name]!, { name, ...ROUTES[name], handler: HANDLERS[name] }]));
 }

@@ -7,16 +7,24 @@
  */
 export const ROUTES = {
   /** Starts a login. */
-  login: { method: 'GET', defaultPath: '/oauth/login', logsOwnFailures: false },
+  login: { method: 'GET', defaultPath: '/oauth/login', logsOwnFailures: false, roles: ['login', 'connect'] },
   /** Receives the provider's redirect; its default path is the path of `redirectUri`. */
-  callback: { method: 'GET', defaultPath: 'redirectUri', logsOwnFailures: true },
-  /** Ends the login (POST, same-origin only). */
-  logout: { method: 'POST', defaultPath: '/oauth/logout', logsOwnFailures: false },
+  callback: { method: 'GET', defaultPath: 'redirectUri', logsOwnFailures: true, roles: ['login', 'connect'] },
+  /** Ends the login (POST, same-origin only), and every connection of the session. Login instances only. */
+  logout: { method: 'POST', defaultPath: '/oauth/logout', logsOwnFailures: false, roles: ['login'] },
+  /** Ends one connection (POST, same-origin only), keeping the login and the other connections. Connect instances only. */
+  disconnect: { method: 'POST', defaultPath: '/oauth/disconnect', logsOwnFailures: false, roles: ['connect'] },
   /**
    * Receives the provider's logout token (Back-Channel Logout 1.0, server to server). Mounted only with the
    * `backchannelLogout` option; the handler answers other methods itself (400, as §2.8 asks for any failure).
    */
-  backchannelLogout: { method: 'POST', defaultPath: '/oauth/backchannel-logout', logsOwnFailures: true, anyMethod: true, optional: true },
+  backchannelLogout: {
+    method: 'POST',
+    defaultPath: '/oauth/backchannel-logout',
+    logsOwnFailures: true,
+    anyMethod: true,
+    roles: ['login', 'connect'],
+  },
 } as const satisfies Record<string, RouteDescriptor>;
 
 /** One row of {@link ROUTES}. */
@@ -27,11 +35,14 @@ export interface RouteDescriptor {
   defaultPath: string;
   /** The handler logs each of its failures itself (one line with the reason); the dispatcher does not. */
   logsOwnFailures: boolean;
+  /** The roles of instance that mount it (`role` option). */
+  roles: readonly InstanceRole[];
   /** The handler answers every method itself (the dispatcher's 405 does not apply). */
   anyMethod?: boolean;
-  /** Mounted only when the instance enables it (see `mountRoutes`). */
-  optional?: boolean;
 }
+
+/** What an `oauth()` instance is for: establishing who the user is, or linking an API account to the session. */
+export type InstanceRole = 'login' | 'connect';
 
 export type RouteName = keyof typeof ROUTES;
 

@@ -38,11 +38,12 @@ export async function endSessions(
       try {
         const loaded = revoke ? await tokens.read(sessionId) : null;
         await tokens.remove(sessionId);
-        if (store) await destroyStored(store, sessionId, cfg.storeTimeout);
+        // A login instance ends the whole session (as its logout does); a connect instance only its connection (the record).
+        if (store && cfg.role === 'login') await destroyStored(store, sessionId, cfg.storeTimeout);
         await instance.sessions.index.remove(sessionId, entry);
         if (loaded) revocations.push(server.revokeQuietly(loaded.record.refresh_token, loaded.record.access_token));
         ended++;
-        events.emit('session_ended', { session: sessionTag(sessionId), sub: loaded?.record.sub, reason });
+        events.emit('session_ended', { provider: cfg.name, session: sessionTag(sessionId), sub: loaded?.record.sub, reason });
       } catch (err) {
         failure ??= err;
       }

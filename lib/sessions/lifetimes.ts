@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { Instance } from '../instance.js';
-import type { OAuthSessionData } from '../session.js';
+import { namespaceOf, type OAuthSessionData } from '../session.js';
 import { sessionTag } from '../tokens.js';
 
 export type LifetimeEnd = 'absolute_lifetime' | 'idle_timeout';
@@ -33,8 +33,8 @@ export function createLifetimeCheck(instance: Instance): ((req: Request) => Prom
   const stepMs = Math.min(60_000, idleMs / 10);
 
   return function checkLifetime(req: Request): Promise<void> | undefined {
-    const r = req as Request & { session?: { oauth?: OAuthSessionData }; sessionID?: string };
-    const data = r.session?.oauth;
+    const r = req as Request & { session?: object; sessionID?: string };
+    const data = namespaceOf(r.session, instance.cfg.sessionKey);
     if (!data?.user || typeof data.loginAt !== 'number' || !r.sessionID) return undefined;
     const now = Date.now();
     const lastSeen = typeof data.seenAt === 'number' ? data.seenAt : data.loginAt;
@@ -60,5 +60,5 @@ async function endLogin(instance: Instance, req: Request, sid: string, data: OAu
   delete data.idx;
   endedLogins.set(req, reason);
   await instance.sessions.index.remove(sid, ids);
-  instance.events.emit('session_ended', { session: sessionTag(sid), sub, reason });
+  instance.events.emit('session_ended', { provider: instance.cfg.name, session: sessionTag(sid), sub, reason });
 }

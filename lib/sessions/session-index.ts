@@ -41,7 +41,7 @@ export class SessionIndex {
 
   /** Index id of a subject or provider session id: a hash bound to this provider and client. */
   id(kind: 'sub' | 'sid', value: string): string {
-    return sha256(`${kind}\0${this.issuer}\0${this.cfg.clientId}\0${value}`);
+    return sha256(`${kind}\0${this.cfg.name}\0${this.issuer}\0${this.cfg.clientId}\0${value}`);
   }
 
   /**

@@ -5,6 +5,7 @@ import type { Instance } from '../instance.js';
 import { sha256 } from '../crypto.js';
 import { SessionIndex } from './session-index.js';
 import { endSessions } from './end-sessions.js';
+import { namespaceOf } from '../session.js';
 
 /** One active login of a user, as `auth.sessions.list()` shows it (never a session id or a token). */
 export interface ActiveSession {
@@ -66,9 +67,10 @@ export class Sessions {
   }
 
   handleOf(req: Request): string | undefined {
-    const r = req as Request & { session?: { oauth?: { idx?: { sub?: string }; user?: unknown } }; sessionID?: string };
-    const subId = r.session?.oauth?.idx?.sub;
-    return subId && r.sessionID && r.session?.oauth?.user ? this.handle(subId, r.sessionID) : undefined;
+    const r = req as Request & { session?: object; sessionID?: string };
+    const data = namespaceOf(r.session, this.instance.cfg.sessionKey);
+    const subId = data?.idx?.sub;
+    return subId && r.sessionID && data?.user ? this.handle(subId, r.sessionID) : undefined;
   }
 
   async list(sub: string, options: { current?: Request } = {}): Promise<ActiveSession[]> {

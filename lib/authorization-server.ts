@@ -485,6 +485,19 @@ export class AuthorizationServer {
     return client.buildEndSessionUrl(config, params);
   }
 
+  /**
+   * What a back-channel logout token is checked against (Back-Channel Logout 1.0 §2.6): the provider's exact
+   * issuer, its JWKS URI and the asymmetric algorithms it advertises for ID tokens (`none` and every HMAC
+   * algorithm are dropped: a logout token is verified with the provider's public keys only). Plain data, no
+   * openid-client type; the 503 `provider_unavailable` before discovery has succeeded.
+   */
+  logoutTokenVerification(): { issuer: string; jwksUri: string | undefined; algorithms: string[] } {
+    const metadata = this.require().serverMetadata();
+    const advertised = Array.isArray(metadata.id_token_signing_alg_values_supported) ? metadata.id_token_signing_alg_values_supported : ['RS256'];
+    const algorithms = advertised.filter((a): a is string => typeof a === 'string' && /^(RS|PS|ES)(256|384|512)$|^ES256K$|^EdDSA$|^Ed25519$/.test(a));
+    return { issuer: metadata.issuer, jwksUri: typeof metadata.jwks_uri === 'string' ? metadata.jwks_uri : undefined, algorithms };
+  }
+
   /** Stops background work (discovery retries). */
   stop(): void {
     clearTimeout(this.retryTimer);

@@ -45,6 +45,10 @@ const OPTION_KEYS: KeysEnum<OAuthOptions> = {
   keepSessionData: true,
   requireLogin: true,
   allowedScopes: true,
+  backchannelLogout: true,
+  absoluteLifetime: true,
+  idleTimeout: true,
+  sessionUserAgent: true,
 };
 
 /** Parameters the package sets itself; `authorizationParams` may not override them. */
@@ -122,6 +126,14 @@ export interface ResolvedConfig {
   fetchUserInfo: boolean;
   logger: Logger;
   allowInsecureHttp: boolean;
+  /** Back-channel logout, when enabled (its route answers only then). */
+  backchannelLogout: { revokeTokens: boolean; maxTokenAge: number } | undefined;
+  /** Seconds a login may last from its start, refreshes or not; undefined: no limit. */
+  absoluteLifetime: number | undefined;
+  /** Seconds without a request after which a login ends; undefined: no limit. */
+  idleTimeout: number | undefined;
+  /** Keep the browser's User-Agent (truncated) in the session index for `auth.sessions.list`. */
+  sessionUserAgent: boolean;
 }
 
 const consoleLogger: Logger = {
@@ -293,6 +305,39 @@ function resolveTokenStore(options: OAuthOptions): TokenStore {
   return store;
 }
 
+/** `backchannelLogout`, `absoluteLifetime`, `idleTimeout`, `sessionUserAgent`: sessions across devices (docs/sessions.md). */
+function resolveSessionOptions(
+  options: OAuthOptions,
+  store: TokenStore,
+  openid: boolean,
+): Pick<ResolvedConfig, 'backchannelLogout' | 'absoluteLifetime' | 'idleTimeout' | 'sessionUserAgent'> {
+  const v = options.backchannelLogout;
+  let backchannelLogout: ResolvedConfig['backchannelLogout'];
+  if (v !== undefined && v !== false) {
+    if (v !== true && (typeof v !== 'object' || v === null)) fail('`backchannelLogout` must be true, false or `{ revokeTokens?, maxTokenAge? }`.');
+    const o = v === true ? {} : v;
+    for (const k of Object.keys(o)) if (k !== 'revokeTokens' && k !== 'maxTokenAge') fail(`unknown option \`backchannelLogout.${k}\`.`);
+    if (o.revokeTokens !== undefined && typeof o.revokeTokens !== 'boolean') fail('`backchannelLogout.revokeTokens` must be true or false.');
+    backchannelLogout = {
+      revokeTokens: o.revokeTokens ?? true,
+      maxTokenAge: positiveNumber('backchannelLogout.maxTokenAge', o.maxTokenAge, 120, { min: 10, max: 3600 }),
+    };
+    if (!openid)
+      fail('`backchannelLogout` needs `openid` in `scope`: logout tokens name the provider session (`sid`) and the user (`sub`) of an ID token.');
+    if (typeof store.indexAdd !== 'function' || typeof store.indexGet !== 'function' || typeof store.indexRemove !== 'function') {
+      fail(
+        '`backchannelLogout` needs a token store with the session index (`indexAdd`, `indexGet`, `indexRemove`): RedisTokenStore and MemoryTokenStore have it; add the three methods to your custom store (docs/token-store.md).',
+      );
+    }
+  }
+  const absoluteLifetime =
+    options.absoluteLifetime === undefined ? undefined : positiveNumber('absoluteLifetime', options.absoluteLifetime, 0, { min: 1 });
+  const idleTimeout = options.idleTimeout === undefined ? undefined : positiveNumber('idleTimeout', options.idleTimeout, 0, { min: 1 });
+  const ua = options.sessionUserAgent ?? false;
+  if (typeof ua !== 'boolean') fail('`sessionUserAgent` must be true or false.');
+  return { backchannelLogout, absoluteLifetime, idleTimeout, sessionUserAgent: ua };
+}
+
 /** `encryptionKey`: one or more secrets of at least {@link MIN_KEY_BITS} estimated bits, none the client secret. */
 function resolveKeys(options: OAuthOptions): string[] {
   const keyList = Array.isArray(options.encryptionKey) ? options.encryptionKey : [options.encryptionKey];
@@ -338,7 +383,10 @@ function resolveProtocolOptions(options: OAuthOptions): Pick<ResolvedConfig, 'au
 /** `paths`: one per route of the instance's role, each a plain path, all different; `/oauth/<name>/...` by default when named. */
 function resolvePaths(options: OAuthOptions, redirect: URL, identity: InstanceIdentity): ResolvedPaths {
   const given = options.paths;
-  const mine = ROUTE_NAMES.filter((n) => (ROUTES[n].roles as readonly InstanceRole[]).includes(identity.role));
+  const backchannel = options.backchannelLogout !== undefined && options.backchannelLogout !== false;
+  const mine = ROUTE_NAMES.filter(
+    (n) => (ROUTES[n].roles as readonly InstanceRole[]).includes(identity.role) && (n !== 'backchannelLogout' || backchannel),
+  );
   if (given !== undefined) {
     if (typeof given !== 'object' || given === null) fail('`paths` must be an object.');
     for (const k of Object.keys(given)) {
@@ -350,7 +398,8 @@ function resolvePaths(options: OAuthOptions, redirect: URL, identity: InstanceId
   const paths: Partial<Record<RouteName, string>> = {};
   for (const name of mine) {
     const row = ROUTES[name].defaultPath;
-    const fallback = row === 'redirectUri' ? redirect.pathname : identity.named ? `/oauth/${identity.name}/${name}` : row;
+    const fallback =
+      row === 'redirectUri' ? redirect.pathname : identity.named ? `/oauth/${identity.name}/${row.slice(row.lastIndexOf('/') + 1)}` : row;
     paths[name] = pathOption(name, given?.[name], fallback);
   }
   if (new Set(Object.values(paths)).size !== mine.length) {
@@ -496,5 +545,6 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
     fetchUserInfo,
     logger,
     allowInsecureHttp,
+    ...resolveSessionOptions(options, tokenStore, scope.openid),
   };
 }

@@ -26,6 +26,8 @@ export type OAuthErrorCode =
   | 'store_unavailable'
   | 'refresh_unavailable'
   | 'provider_unavailable'
+  // Back-channel logout: a logout token that failed validation (answered 400, nothing deleted).
+  | 'logout_token_invalid'
   // API proxy (oauthProxy): a browser path that would leave the mapped prefix, a malformed or smuggling
   // request, an upload over the cap, an upstream that failed or answered beyond the caps.
   | 'invalid_path'
@@ -70,6 +72,7 @@ export const ERROR_SPECS: { readonly [C in OAuthErrorCode]: Readonly<ErrorSpec> 
   store_unavailable: { status: 503, retryAfter: 5 },
   refresh_unavailable: { status: 503, retryAfter: 2 },
   provider_unavailable: { status: 503, retryAfter: 5 },
+  logout_token_invalid: { status: 400 },
   invalid_path: { status: 400 },
   invalid_request: { status: 400 },
   request_too_large: { status: 413 },
@@ -148,8 +151,16 @@ export class ConfigError extends OAuthError {
 
 /** No usable login for this session (never logged in, logged out, refresh token revoked, record unreadable). */
 export class LoginRequiredError extends OAuthError {
-  constructor(message = 'Login required.') {
+  /** Why a login that existed ended on this request (`absolute_lifetime`, `idle_timeout`), when one did. */
+  readonly reason: string | undefined;
+
+  constructor(message = 'Login required.', reason?: string) {
     super('login_required', ERROR_SPECS.login_required.status, message);
+    this.reason = reason;
+  }
+
+  override toJSON(): { error: OAuthErrorCode; reason?: string } {
+    return this.reason === undefined ? { error: this.code } : { error: this.code, reason: this.reason };
   }
 }
 

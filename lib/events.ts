@@ -22,6 +22,13 @@ export interface OAuthEventMap {
   login_failed: [{ provider: string; reason: string }];
   /** A connection ended (disconnect, or the logout of the login instance); `revoked` as for `logout`. */
   disconnect: [OAuthEventBase & { revoked: boolean }];
+  /**
+   * A login was ended from elsewhere: `backchannel` (the provider's logout token), `revoked` (`auth.sessions`),
+   * `absolute_lifetime` or `idle_timeout` (the session lifetimes). One event per ended session.
+   */
+  session_ended: [OAuthEventBase & { reason: 'backchannel' | 'revoked' | 'absolute_lifetime' | 'idle_timeout' }];
+  /** A back-channel logout request was refused (400); `reason` is a fixed identifier, never a value from the token. */
+  backchannel_logout_failed: [{ provider: string; reason: string }];
 }
 
 /**

@@ -30,6 +30,7 @@ export {
 export { OAuthEvents, type OAuthEventMap, type OAuthEventBase } from './events.js';
 export type { OAuthOptions, OAuthPaths, Logger, OAuthUser, TokenInfo, OAuthRequestContext } from './types.js';
 export { safeReturnTo } from './return-to.js';
+export type { SessionsApi, ActiveSession } from './sessions/sessions.js';
 export { providers } from './providers.js';
 // Every option type of every preset (`GitHubOptions`, `GoogleOptions`, ...): a new preset needs no line here.
 export type * from './providers.js';

@@ -9,6 +9,7 @@ import { RecordCipher } from './token-record.js';
 import { telemetryOf } from './telemetry.js';
 import { TokenService } from './tokens.js';
 import { errorMessage } from './util.js';
+import { Sessions } from './sessions/sessions.js';
 
 /** Everything one `oauth()` call builds at startup, shared by its handlers: wiring only. */
 export class Instance {
@@ -17,6 +18,8 @@ export class Instance {
   readonly refresher: Refresher;
   readonly events = new OAuthEvents();
   readonly agents: SharedAgents = createAgents();
+  /** The session index, the app's session store once seen, and `auth.sessions`. */
+  readonly sessions: Sessions;
 
   constructor(readonly cfg: ResolvedConfig) {
     this.server = new AuthorizationServer(cfg);
@@ -29,6 +32,7 @@ export class Instance {
     });
     this.tokens = new TokenService(cfg, cipher);
     this.refresher = new Refresher(cfg, this.tokens, this.server, this.events);
+    this.sessions = new Sessions(this);
     const telemetry = telemetryOf(cfg);
     this.events.observer = (name, ...args) => {
       const e = args[0] as { durationMs?: number; reason?: string; revoked?: boolean };

@@ -15,6 +15,8 @@ import { groupFor, registerMiddleware, siblingsOf, type AppGroup } from './app-g
 import { installProviderAccessors } from './provider-accessors.js';
 import { noteProcessLogger } from './session-secret.js';
 import type { OAuthOptions } from './types.js';
+import { createLifetimeCheck } from './sessions/lifetimes.js';
+import type { SessionsApi } from './sessions/sessions.js';
 
 /** The middleware returned by {@link oauth}, with its lifecycle helpers. */
 export interface OAuthMiddleware extends RequestHandler {
@@ -37,6 +39,11 @@ export interface OAuthMiddleware extends RequestHandler {
   readinessHandler(): RequestHandler;
   /** Events for logs and metrics: `login`, `refresh`, `refresh_failed`, `logout`, `login_failed`. */
   readonly events: OAuthEvents;
+  /**
+   * The user's logins across devices: `list(sub)`, `revoke(handle)`, `revokeAll(sub, { except })`,
+   * `handleOf(req)` (docs/sessions.md). Sessions must live in a store shared by every instance of the app.
+   */
+  readonly sessions: SessionsApi;
   /** Stops background work (discovery retries) and closes idle keep-alive sockets. */
   close(): void;
 }
@@ -72,6 +79,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   instance.server.load().catch(() => {});
 
   const routes = mountRoutes(cfg.paths);
+  const checkLifetime = createLifetimeCheck(instance);
   const stateKey = createStateKey();
 
   // Logout is final: the app's session store refuses to bring back a session whose login ended (see
@@ -118,9 +126,19 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
       guardedStore = sessionStore;
       guardSessionStore(sessionStore, loginAlive);
       for (const check of siblingChecks) guardSessionStore(sessionStore, check);
+      instance.sessions.store = sessionStore;
     }
 
     const route = routes.get(req.path);
+    // Session lifetimes: in memory on the loaded session; a store call only when a login has just ended.
+    const ending = checkLifetime?.(req);
+    if (ending) {
+      ending.then(
+        () => middleware(req, res, next),
+        (err: unknown) => (err instanceof OAuthError ? renderOAuthError(instance, err, req, res) : next(err)),
+      );
+      return;
+    }
     if (!route) {
       // Fail early and clearly when express-session is missing, not on the first login.
       if (!(req as { session?: unknown }).session) {
@@ -136,7 +154,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
     res.setHeader('Pragma', 'no-cache');
     checkCookies(req);
     // GET only (no HEAD): a HEAD must not redeem a code or create a login transaction.
-    if (req.method !== route.method) {
+    if (req.method !== route.method && !route.anyMethod) {
       res.setHeader('Allow', route.method);
       return renderOAuthError(instance, createOAuthError('method_not_allowed', 'Method not allowed.'), req, res);
     }
@@ -161,6 +179,7 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   return Object.assign(middleware, {
     ...createReadiness(instance.server, instance.tokens, cfg.logger),
     events: instance.events,
+    sessions: instance.sessions.api(),
     close: () => instance.close(),
   });
 }

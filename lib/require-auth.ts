@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { LoginRequiredError, createOAuthError } from './errors.js';
 import { renderOAuthError } from './render.js';
 import { stateOf } from './request-state.js';
+import { lifetimeEnded } from './sessions/lifetimes.js';
 
 /**
  * Guards a route: a request whose session has not logged in is redirected to login (pages) or answered
@@ -24,6 +25,12 @@ export function requireAuth(): RequestHandler {
       );
     }
     if (req.oauth.isAuthenticated) return next();
-    renderOAuthError(instance, new LoginRequiredError(), req, res);
+    const ended = lifetimeEnded(req);
+    renderOAuthError(
+      instance,
+      ended ? new LoginRequiredError('Your session has expired. Please log in again.', ended) : new LoginRequiredError(),
+      req,
+      res,
+    );
   };
 }

@@ -35,6 +35,10 @@ export interface OAuthSessionData {
   loginAt?: number;
   /** Scopes granted on top of the configured `scope` by incremental authorization (`allowedScopes`). */
   extraScopes?: string[];
+  /** Epoch ms the session was last seen, moved in coarse steps (only with `idleTimeout`). */
+  seenAt?: number;
+  /** Hashes the session is filed under in the session index (see `lib/sessions/session-index.ts`). */
+  idx?: { sub?: string; sid?: string };
 }
 
 declare module 'express-session' {

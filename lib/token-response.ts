@@ -18,6 +18,8 @@ export interface TokenSet {
   sub?: string;
   /** Safe identity claims of the validated ID token. */
   claims?: Record<string, unknown>;
+  /** The provider's session id (`sid` claim of the validated ID token), for back-channel logout. */
+  sid?: string;
 }
 
 /** A token response breaks the strict parsing of RFC 6749 §5.1 in a way openid-client would let through. */
@@ -123,6 +125,7 @@ export function toTokenSet(res: TokenResponseFields, claims: Record<string, unkn
   if (typeof res.scope === 'string') set.scope = res.scope;
   if (claims) {
     if (typeof claims.sub === 'string') set.sub = claims.sub;
+    if (typeof claims.sid === 'string' && claims.sid.length > 0 && claims.sid.length <= 1024) set.sid = claims.sid;
     const safe: Record<string, unknown> = {};
     for (const name of userClaims) {
       const v = claims[name];

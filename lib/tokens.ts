@@ -106,6 +106,27 @@ export class TokenService {
     return raw !== null && raw !== undefined;
   }
 
+  /** Whether the store has the session index (`indexAdd`, `indexGet`, `indexRemove`). */
+  get hasIndex(): boolean {
+    const s = this.store;
+    return typeof s.indexAdd === 'function' && typeof s.indexGet === 'function' && typeof s.indexRemove === 'function';
+  }
+
+  /** Session index: adds `field` to one index hash (see `lib/sessions/index.ts`). */
+  indexAdd(kind: 'sub' | 'sid', id: string, field: string, value: string, ttlMs: number): Promise<void> {
+    return this.bounded('index', () => this.store.indexAdd!(kind, id, field, value, ttlMs));
+  }
+
+  /** Session index: the fields of one index hash. */
+  indexGet(kind: 'sub' | 'sid', id: string): Promise<Record<string, string>> {
+    return this.bounded('index', () => this.store.indexGet!(kind, id));
+  }
+
+  /** Session index: removes fields of one index hash. */
+  indexRemove(kind: 'sub' | 'sid', id: string, fields: string[]): Promise<void> {
+    return this.bounded('index', () => this.store.indexRemove!(kind, id, fields));
+  }
+
   /** Checks the store answers (readiness); a store without `ping` counts as answering. */
   ping(): Promise<void> {
     const store = this.store;
@@ -152,6 +173,11 @@ export class TokenService {
   /** Record built from a token response (login) or merged into the previous one (refresh). */
   buildRecord(tokens: TokenSet, previous?: TokenRecord): TokenRecord {
     return buildRecord(tokens, previous);
+  }
+
+  /** The store TTL of a record, in ms. */
+  ttlOf(record: TokenRecord): number {
+    return this.ttlMs(record);
   }
 
   private ttlMs(record: TokenRecord): number {

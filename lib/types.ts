@@ -137,6 +137,20 @@ export interface OAuthOptions {
    * requests `scope` plus these (anything outside the list: 400). Default none.
    */
   allowedScopes?: string[];
+  /**
+   * OpenID Connect Back-Channel Logout 1.0: answer `POST /oauth/backchannel-logout` (`paths.backchannelLogout`;
+   * register `<app origin>/oauth/backchannel-logout` at the provider as `backchannel_logout_uri`). A valid
+   * logout token ends every session of its `sid` (or of its `sub`): token records deleted, sessions
+   * destroyed, tokens revoked unless `revokeTokens: false`. `maxTokenAge`: seconds a logout token is
+   * accepted after its `iat` (default 120). Needs `openid` in `scope` and sessions in a shared store. Default false.
+   */
+  backchannelLogout?: boolean | { revokeTokens?: boolean; maxTokenAge?: number };
+  /** Seconds a login lasts from the moment it happened, refreshed or not; then the user logs in again. Default: no limit. */
+  absoluteLifetime?: number;
+  /** Seconds without a request after which a login ends. Default: no limit. */
+  idleTimeout?: number;
+  /** Keep the browser's `User-Agent` (first 200 characters) for `auth.sessions.list()`. Default false. */
+  sessionUserAgent?: boolean;
 }
 
 /** Identity claims kept in the session after login. */

@@ -196,6 +196,7 @@ async function exchangeAndStore(
   // `keepSessionData: false`; the other instances' records follow under the new id (re-sealed: a record is
   // bound to its session id). The old session's records go once the new login is stored.
   const oldSid = sreq.sessionID;
+  const oldIdx = namespaceOf(sreq.session, cfg.sessionKey)?.idx;
   const others = stateOf(req)?.group?.others(instance) ?? [];
   const user = { ...userinfo, ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) };
   const moved: typeof others = [];
@@ -227,7 +228,16 @@ async function exchangeAndStore(
     if (record.scope === undefined && (cfg.scope || tx.extraScopes)) {
       record.scope = [...new Set([...cfg.scope.split(' '), ...(tx.extraScopes ?? [])])].filter(Boolean).join(' ');
     }
-    await tokens.write(sreq.sessionID, record);
+    const written = await tokens.write(sreq.sessionID, record);
+    // The session index (back-channel logout, auth.sessions): before the session is saved, so a login is never live unindexed.
+    const idx = await instance.sessions.index.add(sreq.sessionID, {
+      sub: tokenSet.sub,
+      sid: tokenSet.sid,
+      at: mine.loginAt!,
+      userAgent: req.headers['user-agent'],
+      ttlMs: instance.sessions.index.ttlMs(tokens.ttlOf(written.record), sreq.session.cookie.maxAge),
+    });
+    if (idx.sub || idx.sid) mine.idx = idx;
     for (const other of others) {
       if (!isLoggedIn(namespaceOf(before, other.cfg.sessionKey))) continue;
       if (switchedUser) {
@@ -260,7 +270,10 @@ async function exchangeAndStore(
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
   // Logging in over a live login: its record goes (best effort, not awaited: the old session id no longer exists).
-  if (c.wasLoggedIn) void tokens.remove(oldSid).catch(() => {});
+  if (c.wasLoggedIn) {
+    void tokens.remove(oldSid).catch(() => {});
+    void instance.sessions.index.remove(oldSid, oldIdx);
+  }
   for (const other of moved) void other.tokens.remove(oldSid).catch(() => {});
   for (const other of dropped) void endConnection(other, oldSid, undefined).catch(() => {});
   events.emit('login', { provider: cfg.name, session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });

@@ -4,6 +4,7 @@ import { handleCallback } from './callback.js';
 import { handleLogin } from './login.js';
 import { handleLogout } from './logout.js';
 import { handleDisconnect } from './disconnect.js';
+import { handleBackchannelLogout } from './backchannel-logout.js';
 import { ROUTES, ROUTE_NAMES, type RouteDescriptor, type RouteName } from './table.js';
 
 export type RouteHandler = (instance: Instance, req: Request, res: Response) => Promise<void>;
@@ -14,6 +15,7 @@ const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
   callback: handleCallback,
   logout: handleLogout,
   disconnect: handleDisconnect,
+  backchannelLogout: handleBackchannelLogout,
 };
 
 /** A route as dispatched: its row of the table, its handler, its resolved path. */

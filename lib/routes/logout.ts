@@ -42,8 +42,10 @@ export async function handleLogout(instance: Instance, req: Request, res: Respon
     loaded ? server.revokeQuietly(loaded.record.refresh_token, loaded.record.access_token) : false,
     ...others.map((other) => endConnection(other, sid, sub)),
   ]);
+  const idx = namespaceOf(sreq.session, cfg.sessionKey)?.idx;
   await tokens.remove(sid);
   await destroySession(sreq, cfg.storeTimeout);
+  await instance.sessions.index.remove(sid, idx);
   res.clearCookie(cfg.sessionCookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
   events.emit('logout', { provider: cfg.name, session: sessionTag(sid), sub, revoked });
 

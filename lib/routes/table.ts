@@ -14,6 +14,17 @@ export const ROUTES = {
   logout: { method: 'POST', defaultPath: '/oauth/logout', logsOwnFailures: false, roles: ['login'] },
   /** Ends one connection (POST, same-origin only), keeping the login and the other connections. Connect instances only. */
   disconnect: { method: 'POST', defaultPath: '/oauth/disconnect', logsOwnFailures: false, roles: ['connect'] },
+  /**
+   * Receives the provider's logout token (Back-Channel Logout 1.0, server to server). Mounted only with the
+   * `backchannelLogout` option; the handler answers other methods itself (400, as §2.8 asks for any failure).
+   */
+  backchannelLogout: {
+    method: 'POST',
+    defaultPath: '/oauth/backchannel-logout',
+    logsOwnFailures: true,
+    anyMethod: true,
+    roles: ['login', 'connect'],
+  },
 } as const satisfies Record<string, RouteDescriptor>;
 
 /** One row of {@link ROUTES}. */
@@ -26,6 +37,8 @@ export interface RouteDescriptor {
   logsOwnFailures: boolean;
   /** The roles of instance that mount it (`role` option). */
   roles: readonly InstanceRole[];
+  /** The handler answers every method itself (the dispatcher's 405 does not apply). */
+  anyMethod?: boolean;
 }
 
 /** What an `oauth()` instance is for: establishing who the user is, or linking an API account to the session. */

@@ -20,6 +20,7 @@ export class MemoryTokenStore implements TokenStore {
   private readonly records = new Map<string, Entry>();
   private readonly locks = new Map<string, Entry>();
   private readonly claims = new Map<string, Entry>();
+  private readonly indexes = new Map<string, { fields: Map<string, string>; expiresAt: number }>();
 
   constructor(options: MemoryTokenStoreOptions = {}) {
     if (process.env.NODE_ENV === 'production') {
@@ -74,6 +75,32 @@ export class MemoryTokenStore implements TokenStore {
     if (this.live(this.claims, key)) return false;
     this.claims.set(key, { value: '1', expiresAt: Date.now() + ttlMs });
     return true;
+  }
+
+  private index(kind: string, id: string) {
+    const key = `${kind}:${id}`;
+    const entry = this.indexes.get(key);
+    if (entry && entry.expiresAt <= Date.now()) this.indexes.delete(key);
+    return { key, entry: this.indexes.get(key) };
+  }
+
+  async indexAdd(kind: 'sub' | 'sid', id: string, field: string, value: string, ttlMs: number): Promise<void> {
+    const { key, entry } = this.index(kind, id);
+    const e = entry ?? { fields: new Map<string, string>(), expiresAt: 0 };
+    e.fields.set(field, value);
+    e.expiresAt = Math.max(e.expiresAt, Date.now() + ttlMs);
+    this.indexes.set(key, e);
+  }
+
+  async indexGet(kind: 'sub' | 'sid', id: string): Promise<Record<string, string>> {
+    return Object.fromEntries(this.index(kind, id).entry?.fields ?? []);
+  }
+
+  async indexRemove(kind: 'sub' | 'sid', id: string, fields: string[]): Promise<void> {
+    const { key, entry } = this.index(kind, id);
+    if (!entry) return;
+    for (const f of fields) entry.fields.delete(f);
+    if (entry.fields.size === 0) this.indexes.delete(key);
   }
 
   async ping(): Promise<void> {}

@@ -20,8 +20,9 @@ export interface RedisTokenStoreOptions {
   client: RedisLikeClient;
   /**
    * Key prefix. Default `oauth:`. Keys are `{prefix}tok:{<sid>}` (record), `{prefix}lock:{<sid>}` (refresh
-   * lock) and `{prefix}claim:{<key>}` (single-use login states); a named instance's record and lock are
+   * lock) and `{prefix}claim:{<key>}` (single-use login states and logout tokens); a named instance's record and lock are
    * `{prefix}tok:<name>:{<sid>}` and `{prefix}lock:<name>:{<sid>}` (same hash tag, same cluster slot).
+   * The session index: `{prefix}idx:sub:{<hash>}` / `{prefix}idx:sid:{<hash>}` (one hash per subject and per provider session).
    */
   prefix?: string;
 }
@@ -37,6 +38,11 @@ export const SCRIPTS = Object.freeze({
   delete: "return redis.call('DEL', KEYS[1])",
   lock: "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0",
   unlock: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+  /** Session index: HSET field value, then raise the TTL to at least ARGV[3] ms (never lower it). */
+  indexAdd:
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) local t = redis.call('PTTL', KEYS[1]) if t < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end return 1",
+  indexGet: "return redis.call('HGETALL', KEYS[1])",
+  indexRemove: "return redis.call('HDEL', KEYS[1], unpack(ARGV))",
 });
 
 /**
@@ -124,6 +130,34 @@ export class RedisTokenStore implements TokenStore {
   async claim(key: string, ttlMs: number): Promise<boolean> {
     // The same atomic SET NX PX as the lock, under its own key space; a claim is never released.
     return Number(await this.run(SCRIPTS.lock, `${this.prefix}claim:{${key}}`, ['1', Math.max(1, Math.ceil(ttlMs))])) === 1;
+  }
+
+  private indexKey(kind: 'sub' | 'sid', id: string): string {
+    // The index cannot share a hash tag with the sessions it lists (they live in many slots): each index
+    // key is its own slot, every call touches one key, and ending a session then touches that session's
+    // own keys (`tok:{<sid>}`) in their slot.
+    return `${this.prefix}idx:${kind}:{${id}}`;
+  }
+
+  async indexAdd(kind: 'sub' | 'sid', id: string, field: string, value: string, ttlMs: number): Promise<void> {
+    await this.run(SCRIPTS.indexAdd, this.indexKey(kind, id), [field, value, Math.max(1, Math.ceil(ttlMs))]);
+  }
+
+  async indexGet(kind: 'sub' | 'sid', id: string): Promise<Record<string, string>> {
+    const flat = await this.run(SCRIPTS.indexGet, this.indexKey(kind, id), []);
+    const out: Record<string, string> = {};
+    if (Array.isArray(flat)) {
+      for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1]);
+    } else if (flat && typeof flat === 'object') {
+      // RESP3 clients may hand back a map.
+      for (const [k, v] of flat instanceof Map ? flat : Object.entries(flat)) out[String(k)] = String(v);
+    }
+    return out;
+  }
+
+  async indexRemove(kind: 'sub' | 'sid', id: string, fields: string[]): Promise<void> {
+    if (fields.length === 0) return;
+    await this.run(SCRIPTS.indexRemove, this.indexKey(kind, id), fields);
   }
 
   async ping(): Promise<void> {

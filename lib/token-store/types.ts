@@ -54,6 +54,16 @@ export interface TokenStore {
    * Optional for stores written before it existed: without it, the claim is `lock(key, '1', ttlMs)`.
    */
   claim?(key: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Session index (optional; needed by back-channel logout and `auth.sessions`): adds `field` = `value` to
+   * the small hash named `kind` + `id` (`id` is already a hash, never a raw user or session id) and raises
+   * its TTL to at least `ttlMs`. One key per call, so it runs unchanged on Redis Cluster.
+   */
+  indexAdd?(kind: 'sub' | 'sid', id: string, field: string, value: string, ttlMs: number): Promise<void>;
+  /** Session index: every field and value of one index hash (`{}` when it does not exist). */
+  indexGet?(kind: 'sub' | 'sid', id: string): Promise<Record<string, string>>;
+  /** Session index: removes fields from one index hash (the hash goes when it is empty). */
+  indexRemove?(kind: 'sub' | 'sid', id: string, fields: string[]): Promise<void>;
   /** Checks the backend answers (used by `ready()` and readiness probes). */
   ping?(): Promise<void>;
   /** Lets the middleware attach an error listener so a socket error never crashes the process. */

@@ -156,6 +156,8 @@ export interface EnvOptions {
   cookie?: session.CookieOptions;
   /** Mount the session store as given, without `boundedSessionStore` (only the package's own `storeTimeout` bounds waits). */
   unboundedSessionStore?: boolean;
+  /** Register `<app>/oauth/backchannel-logout` at the provider (Back-Channel Logout enabled there). */
+  backchannelLogout?: boolean;
 }
 
 let envCounter = 0;
@@ -171,6 +173,7 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
     (await startProvider({
       redirectUris: [`${appUrl}/oauth/callback`],
       postLogoutRedirectUris: [`${appUrl}/`],
+      ...(options.backchannelLogout ? { backchannelLogoutUri: `${appUrl}/oauth/backchannel-logout` } : {}),
       ...options.provider,
     }));
   const api = shared?.api ?? (await startResourceServer(provider));

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 
 export const CLIENT_ID = 'test-client';
 export const CLIENT_SECRET = 'test-client-secret: with spaces & symbols/+=';
@@ -61,6 +61,10 @@ export interface TestProvider {
   setPathFault(path: string, fault: TokenFault | undefined): void;
   /** Signs an ID token with the provider's own key (for tests of a changed `sub`). */
   signIdToken(claims: Record<string, unknown>): Promise<string>;
+  /** Signs any JWT with the provider's own key (forged logout tokens in tests); `header` overrides the protected header. */
+  signJwt(claims: Record<string, unknown>, header?: Record<string, unknown>): Promise<string>;
+  /** The provider's public signing key as PEM (for the HMAC-with-public-key test). */
+  publicKeyPem: string;
   /** Whether an access token is still valid at the provider. */
   accessTokenValid(token: string): Promise<boolean>;
   close(): Promise<void>;
@@ -75,6 +79,8 @@ export interface ProviderOptions {
   accountClaims?: (id: string, use: string) => Record<string, unknown>;
   /** Register additional koa middleware at the front (fault injection). */
   issuerHost?: string;
+  /** Enables Back-Channel Logout and registers this `backchannel_logout_uri` (with `backchannel_logout_session_required`). */
+  backchannelLogoutUri?: string;
 }
 
 /** Starts oidc-provider on 127.0.0.1:0 with one confidential client, rotating refresh tokens and reuse detection. */
@@ -93,7 +99,8 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
   };
   let fault: { fault: TokenFault; grant: string | undefined } | undefined;
   const pathFaults = new Map<string, TokenFault>();
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const publicKeyPem = await exportSPKI(publicKey);
   const signingJwk = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
   let rewrite: { fn: (b: Record<string, unknown>) => Record<string, unknown>; grant: string | undefined } | undefined;
 
@@ -107,6 +114,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: options.tokenEndpointAuthMethod ?? 'client_secret_basic',
+        ...(options.backchannelLogoutUri ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
       },
     ],
     jwks: { keys: [signingJwk as never] },
@@ -116,6 +124,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
       revocation: { enabled: true },
       introspection: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      ...(options.backchannelLogoutUri ? { backchannelLogout: { enabled: true } } : {}),
     },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'picture'] },
     conformIdTokenClaims: false,
@@ -217,6 +226,10 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
         .setIssuedAt()
         .setExpirationTime('10m')
         .sign(privateKey);
+    },
+    publicKeyPem,
+    async signJwt(claims, header = {}) {
+      return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'test-key', ...header } as never).sign(privateKey);
     },
     setTokenRewrite(fn, grant) {
       rewrite = fn ? { fn, grant } : undefined;

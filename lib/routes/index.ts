@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Instance } from '../instance.js';
 import { handleCallback } from './callback.js';
+import { handleJwks } from './jwks.js';
 import { handleLogin } from './login.js';
 import { handleLogout } from './logout.js';
 import { ROUTES, ROUTE_NAMES, type RouteDescriptor, type RouteName } from './table.js';
@@ -12,6 +13,7 @@ const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
   login: handleLogin,
   callback: handleCallback,
   logout: handleLogout,
+  jwks: handleJwks,
 };
 
 /** A route as dispatched: its row of the table, its handler, its resolved path. */

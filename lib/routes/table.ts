@@ -12,6 +12,8 @@ export const ROUTES = {
   callback: { method: 'GET', defaultPath: 'redirectUri', logsOwnFailures: true },
   /** Ends the login (POST, same-origin only). */
   logout: { method: 'POST', defaultPath: '/oauth/logout', logsOwnFailures: false },
+  /** The public keys of `private_key_jwt`, for providers that fetch them (404 with other methods). */
+  jwks: { method: 'GET', defaultPath: '/oauth/jwks', logsOwnFailures: false },
 } as const satisfies Record<string, RouteDescriptor>;
 
 /** One row of {@link ROUTES}. */

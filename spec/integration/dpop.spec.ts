@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import type { TestBrowser } from '../helpers/browser.js';
 import { createEnv, type TestEnv } from '../helpers/env.js';
+import { oauthProxy } from '../../lib/index.js';
 import { startDPoPApi, type DPoPApi } from '../helpers/dpop-api.js';
 import { expectNoSecrets, privateKeySecrets } from '../helpers/assertions.js';
 import { startChild, type ChildApp } from '../helpers/children.js';
@@ -20,6 +21,7 @@ beforeAll(async () => {
     routes: (app) => {
       app.get('/dpop/me', async (req, res) => res.json((await req.oauthClient.get('/v1/me')).data));
       app.post('/dpop/echo', async (req, res) => res.json((await req.oauthClient.post('/v1/echo?x=1#f', { a: 1 })).data));
+      app.use('/bff', oauthProxy({ target: api.url }));
       app.get('/dpop/echo-proof', async (req, res) => res.json((await req.oauthClient.get('/v1/echo-proof')).data));
     },
   });
@@ -145,6 +147,24 @@ describe('N: DPoP, RFC 9449 (rules 6, 8, 12, 18)', () => {
       expect(res.status).toBe(401);
       expect(JSON.parse(res.body)).toEqual({ error: 'login_required' });
       expect(await env.rawRecord(sid)).toBeNull();
+    }
+  });
+
+  it('N20: the API proxy signs a proof per call (nonce challenge answered once) and never forwards a browser DPoP header', async () => {
+    const { browser } = await env.login();
+    api.requireNonce = true;
+    try {
+      api.seen.length = 0;
+      const headers = { accept: 'application/json', 'x-csrf': '1', dpop: 'forged-by-the-browser' };
+      const first = await browser.request(`${env.appUrl}/bff/v1/me?x=1`, { headers });
+      expect(first.status).toBe(200);
+      expect(JSON.parse(first.body)).toEqual({ sub: 'alice' });
+      expect((await browser.request(`${env.appUrl}/bff/v1/me`, { headers })).status).toBe(200);
+      expect(api.seen.map((s) => s.outcome)).toEqual(['nonce', 'ok', 'ok']);
+      expect(api.seen.every((s) => s.dpop !== 'forged-by-the-browser')).toBe(true);
+      expect(first.headers.get('dpop-nonce')).toBeNull();
+    } finally {
+      api.requireNonce = false;
     }
   });
 

@@ -370,7 +370,7 @@ export class AuthorizationServer {
    * scope): fresh `state`, verifier and nonce, and the authorization URL. The caller keeps everything but
    * the URL server-side until the callback.
    */
-  async beginLogin(): Promise<LoginStart> {
+  async beginLogin(extraScopes: readonly string[] = []): Promise<LoginStart> {
     const config = this.require();
     const state = randomToken(32);
     const verifier = client.randomPKCECodeVerifier();
@@ -383,7 +383,8 @@ export class AuthorizationServer {
       code_challenge: await client.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
     };
-    if (this.cfg.scope) params.scope = this.cfg.scope;
+    const scope = [...new Set([...this.cfg.scope.split(' ').filter(Boolean), ...extraScopes])].join(' ');
+    if (scope) params.scope = scope;
     if (nonce) params.nonce = nonce;
     if (!this.usePar(config)) return { url: client.buildAuthorizationUrl(config, params), state, verifier, nonce, issuer: this.issuer };
     // RFC 9126: the parameters go to the provider server to server; the browser carries client_id and request_uri only.

@@ -30,6 +30,8 @@ export function createAgents(): SharedAgents {
 /** Source of the user's access token for one request (reads the store lazily, refreshes when needed). */
 export interface AccessTokenSource {
   accessToken(options?: { rejected?: string }): Promise<string>;
+  /** The error to raise instead of an API's 403 with this `WWW-Authenticate` (RFC 6750 `insufficient_scope`), if any. */
+  forbidden?(wwwAuthenticate: unknown, cause: unknown): Error | undefined;
   /** The token with its DPoP key when it is DPoP-bound (RFC 9449): it is then sent with the `DPoP` scheme and a proof. */
   credentials?(): Promise<AccessCredentials>;
 }
@@ -401,6 +403,10 @@ function installInterceptors(instance: AxiosInstance, guarded: AxiosAdapter): vo
     const config = error.config as (TaggedConfig & SourcedConfig) | undefined;
     const used = rejectedToken.get(error);
     const source = sourceOf(config);
+    if (error.response?.status === 403 && source?.forbidden) {
+      const replaced = source.forbidden(error.response.headers?.['www-authenticate'], error);
+      if (replaced) throw replaced;
+    }
     if (used !== undefined && config && source && !config[kRetried]) {
       // Refresh unless another request already replaced the rejected token; replay once when that is safe.
       await source.accessToken({ rejected: used });

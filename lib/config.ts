@@ -1,8 +1,9 @@
 import { resolveClientAuth, type ClientAuthMethod, type ResolvedClientAuth } from './client-auth.js';
 import { ConfigError } from './errors.js';
 import { MIN_KEY_BITS, estimateKeyBits } from './key-strength.js';
-import { ROUTES, ROUTE_NAMES, type RouteName } from './routes/table.js';
+import { ROUTES, ROUTE_NAMES, type InstanceRole, type RouteName } from './routes/table.js';
 import { safeReturnTo } from './return-to.js';
+import type { Request } from 'express';
 import type { Logger, OAuthOptions } from './types.js';
 import type { TokenStore } from './token-store/types.js';
 
@@ -44,6 +45,11 @@ const OPTION_KEYS: KeysEnum<OAuthOptions> = {
   fetchUserInfo: true,
   logger: true,
   allowInsecureHttp: true,
+  name: true,
+  role: true,
+  keepSessionData: true,
+  requireLogin: true,
+  allowedScopes: true,
 };
 
 /** Parameters the package sets itself; `authorizationParams` may not override them. */
@@ -71,8 +77,26 @@ export interface ExplicitEndpoints {
   jwks_uri?: string;
 }
 
+/** The routes an instance mounts: login and callback always, logout (login role) or disconnect (connect role). */
+export type ResolvedPaths = Record<'login' | 'callback', string> & Partial<Record<RouteName, string>>;
+
+/** The name of the instance made without `name`: its session key, paths and record keys are those of 1.x. */
+export const DEFAULT_NAME = 'default';
+
 /** Options resolved once at startup. */
 export interface ResolvedConfig {
+  /** `name`, or {@link DEFAULT_NAME}. */
+  name: string;
+  /** Whether the instance was given a name of its own (namespaced session key, paths and record keys). */
+  named: boolean;
+  role: InstanceRole;
+  /** Where the instance keeps its data in `req.session`: `oauth` (default instance) or `oauth:<name>`. */
+  sessionKey: string;
+  keepSessionData: boolean;
+  /** Connect instances: whether the app must consider the user logged in; `'login'` means its login instance's login. */
+  requireLogin: ((req: Request) => boolean | Promise<boolean>) | 'login' | undefined;
+  /** Scopes a login may add with `?scope=` (incremental authorization). */
+  allowedScopes: ReadonlySet<string>;
   issuer: string | undefined;
   endpoints: ExplicitEndpoints | undefined;
   clientId: string;
@@ -93,7 +117,7 @@ export interface ResolvedConfig {
   apiBaseUrl: string | undefined;
   tokenStore: TokenStore;
   encryptionKeys: string[];
-  paths: Record<RouteName, string>;
+  paths: ResolvedPaths;
   tokenEndpointAuthMethod: ClientAuthMethod;
   authorizationParams: Record<string, string>;
   httpTimeout: number;
@@ -335,23 +359,69 @@ function resolveProtocolOptions(
   };
 }
 
-/** `paths`: one per row of the route table, each a plain path, all different. */
-function resolvePaths(options: OAuthOptions, redirect: URL): Record<RouteName, string> {
+/** `paths`: one per route of the instance's role, each a plain path, all different; `/oauth/<name>/...` by default when named. */
+function resolvePaths(options: OAuthOptions, redirect: URL, identity: InstanceIdentity): ResolvedPaths {
   const given = options.paths;
+  const mine = ROUTE_NAMES.filter((n) => (ROUTES[n].roles as readonly InstanceRole[]).includes(identity.role));
   if (given !== undefined) {
     if (typeof given !== 'object' || given === null) fail('`paths` must be an object.');
-    for (const k of Object.keys(given)) if (!(k in ROUTES)) fail(`unknown option \`paths.${k}\`.`);
+    for (const k of Object.keys(given)) {
+      if (!(k in ROUTES)) fail(`unknown option \`paths.${k}\`.`);
+      if (!mine.includes(k as RouteName))
+        fail(`\`paths.${k}\` is not a route of a \`role: '${identity.role}'\` instance (its routes: ${mine.join(', ')}).`);
+    }
   }
-  const paths = {} as Record<RouteName, string>;
-  for (const name of ROUTE_NAMES) {
-    const fallback = ROUTES[name].defaultPath === 'redirectUri' ? redirect.pathname : ROUTES[name].defaultPath;
+  const paths: Partial<Record<RouteName, string>> = {};
+  for (const name of mine) {
+    const row = ROUTES[name].defaultPath;
+    const fallback = row === 'redirectUri' ? redirect.pathname : identity.named ? `/oauth/${identity.name}/${name}` : row;
     paths[name] = pathOption(name, given?.[name], fallback);
   }
-  if (new Set(Object.values(paths)).size !== ROUTE_NAMES.length) {
-    const names = ROUTE_NAMES.map((n) => `\`paths.${n}\``);
+  if (new Set(Object.values(paths)).size !== mine.length) {
+    const names = mine.map((n) => `\`paths.${n}\``);
     fail(`${names.slice(0, -1).join(', ')} and ${names.at(-1)} must differ.`);
   }
-  return paths;
+  return paths as ResolvedPaths;
+}
+
+type InstanceIdentity = Pick<ResolvedConfig, 'name' | 'named' | 'role' | 'sessionKey' | 'keepSessionData' | 'requireLogin' | 'allowedScopes'>;
+
+const NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** `name`, `role`, `keepSessionData`, `requireLogin` and `allowedScopes`: what an instance is among the app's providers. */
+function resolveIdentity(options: OAuthOptions): InstanceIdentity {
+  const raw = options.name;
+  if (raw !== undefined && (typeof raw !== 'string' || !NAME_RE.test(raw))) {
+    fail(`\`name\` must be 1 to 32 lower-case letters, digits or "-", starting with a letter, e.g. 'github' (got ${JSON.stringify(raw)}).`);
+  }
+  const name = raw ?? DEFAULT_NAME;
+  const named = name !== DEFAULT_NAME;
+  const role = options.role ?? (named ? undefined : 'login');
+  if (role === undefined)
+    fail(`\`role\` is required with \`name: '${name}'\`: 'login' (it logs the user in) or 'connect' (it links an API account to the session).`);
+  if (role !== 'login' && role !== 'connect') fail(`\`role\` must be 'login' or 'connect' (got ${JSON.stringify(role)}).`);
+  if (role === 'connect' && !named) fail("`role: 'connect'` needs a `name` (e.g. name: 'github'): connections are told apart by name.");
+  if (options.keepSessionData !== undefined && typeof options.keepSessionData !== 'boolean') fail('`keepSessionData` must be true or false.');
+  let requireLogin: InstanceIdentity['requireLogin'];
+  if (options.requireLogin !== undefined && options.requireLogin !== false) {
+    if (role !== 'connect') fail("`requireLogin` is an option of `role: 'connect'` instances (a login instance is the login).");
+    if (options.requireLogin === true) requireLogin = 'login';
+    else if (typeof options.requireLogin === 'function') requireLogin = options.requireLogin;
+    else fail("`requireLogin` must be true (the app's login instance must be logged in) or a function (req) => boolean.");
+  }
+  const allowed = options.allowedScopes ?? [];
+  if (!Array.isArray(allowed) || allowed.some((s) => typeof s !== 'string' || s.length === 0 || /[\s"\\]/.test(s))) {
+    fail('`allowedScopes` must be an array of scope values (no spaces, quotes or backslashes).');
+  }
+  return {
+    name,
+    named,
+    role,
+    sessionKey: named ? `oauth:${name}` : 'oauth',
+    keepSessionData: options.keepSessionData ?? true,
+    requireLogin,
+    allowedScopes: new Set(allowed),
+  };
 }
 
 /** `redirectUri` (byte-for-byte), and the post-logout and access-denied targets (same-origin paths, RFC 9700 §4.11). */
@@ -412,7 +482,8 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   const tokenStore = resolveTokenStore(options);
   const encryptionKeys = resolveKeys(options);
   const protocol = resolveProtocolOptions(options);
-  const paths = resolvePaths(options, redirect);
+  const identity = resolveIdentity(options);
+  const paths = resolvePaths(options, redirect, identity);
 
   const logger = options.logger ?? consoleLogger;
   if (typeof logger.warn !== 'function' || typeof logger.error !== 'function') fail('`logger` must have `warn` and `error` functions.');
@@ -426,6 +497,7 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   if (typeof cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(cookieName)) fail('`sessionCookieName` must be a valid cookie name.');
 
   return {
+    ...identity,
     ...endpoints,
     clientId: options.clientId,
     ...redirects,

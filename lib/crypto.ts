@@ -35,7 +35,12 @@ export class SessionCipher {
   private readonly byKid: Map<string, DerivedKey>;
   private readonly context: string;
 
-  constructor(secrets: readonly string[], context: { issuer: string; clientId: string }) {
+  /**
+   * @param context - what a value is bound to besides its session id: the issuer and client id, and for a
+   *   named instance its name (so a record copied from one provider's key to another's does not open); the
+   *   unnamed instance's binding is unchanged from 1.x, so its records keep opening.
+   */
+  constructor(secrets: readonly string[], context: { issuer: string; clientId: string; instance?: string }) {
     const keys = secrets.map((secret) => {
       const ikm = Buffer.from(secret, 'utf8');
       const key = Buffer.from(hkdfSync('sha256', ikm, SALT, 'A256GCM token record key', 32));
@@ -45,7 +50,10 @@ export class SessionCipher {
     });
     this.current = keys[0]!;
     this.byKid = new Map(keys.map((k) => [k.kid, k]));
-    this.context = `${context.issuer}\u0000${context.clientId}`;
+    this.context =
+      context.instance === undefined
+        ? `${context.issuer}\u0000${context.clientId}`
+        : `${context.issuer}\u0000${context.clientId}\u0000instance:${context.instance}`;
   }
 
   /** Key id of the key that encrypts new records. */

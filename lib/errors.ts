@@ -31,7 +31,10 @@ export type OAuthErrorCode =
   | 'invalid_path'
   | 'invalid_request'
   | 'request_too_large'
-  | 'upstream_error';
+  | 'upstream_error'
+  // Several providers: a route needs a provider the session has not connected; the API wants more scope.
+  | 'connection_required'
+  | 'insufficient_scope';
 
 /** What a code means over HTTP. */
 interface ErrorSpec {
@@ -71,6 +74,8 @@ export const ERROR_SPECS: { readonly [C in OAuthErrorCode]: Readonly<ErrorSpec> 
   invalid_request: { status: 400 },
   request_too_large: { status: 413 },
   upstream_error: { status: 502 },
+  connection_required: { status: 401 },
+  insufficient_scope: { status: 403 },
 };
 
 /** Options of an error built from {@link ERROR_SPECS}; each one overrides the table for this error only. */
@@ -114,7 +119,7 @@ export class OAuthError extends Error {
     this.expose = options.expose ?? status < 500;
   }
 
-  /** A JSON body safe to send to a browser: the code, nothing else. */
+  /** A JSON body safe to send to a browser: the code (and, for a few codes, the provider's name and a scope), nothing else. */
   toJSON(): { error: OAuthErrorCode } {
     return { error: this.code };
   }
@@ -249,6 +254,51 @@ export class OriginNotAllowedError extends OAuthError {
 export class UpstreamTimeoutError extends OAuthError {
   constructor(cause?: unknown) {
     super('upstream_timeout', ERROR_SPECS.upstream_timeout.status, 'The API did not answer in time.', { cause: sanitizeCause(cause) });
+  }
+}
+
+/**
+ * A route needs a provider this session has not connected (`requireConnection()`, or `req.oauthClients.<name>`
+ * with no usable token). JSON callers get `401 {"error":"connection_required","provider":"<name>"}`; pages
+ * are sent to `loginUrl` (that provider's login) with a `returnTo`.
+ */
+export class ConnectionRequiredError extends OAuthError {
+  constructor(
+    /** The instance's `name`. */
+    readonly provider: string,
+    /** Path of that instance's login route (mount path included). */
+    readonly loginUrl: string,
+    message = `A connection to ${provider} is required.`,
+  ) {
+    super('connection_required', ERROR_SPECS.connection_required.status, message);
+  }
+
+  override toJSON(): { error: OAuthErrorCode; provider: string } {
+    return { error: this.code, provider: this.provider };
+  }
+}
+
+/**
+ * The API answered `403` with `WWW-Authenticate: Bearer error="insufficient_scope"` (RFC 6750 §3.1): the
+ * token lacks a scope. `scope` is what the API said it needs (when it said, and it is a plain scope list);
+ * `loginUrl` asks the provider for it (incremental authorization: the scopes must be in `allowedScopes`).
+ */
+export class InsufficientScopeError extends OAuthError {
+  constructor(
+    readonly provider: string,
+    readonly scope: string | undefined,
+    readonly loginUrl: string,
+    cause?: unknown,
+  ) {
+    super('insufficient_scope', ERROR_SPECS.insufficient_scope.status, `The ${provider} API needs more scope${scope ? ` (${scope})` : ''}.`, {
+      cause: sanitizeCause(cause),
+    });
+  }
+
+  override toJSON(): { error: OAuthErrorCode; provider: string; scope?: string } {
+    return this.scope === undefined
+      ? { error: this.code, provider: this.provider }
+      : { error: this.code, provider: this.provider, scope: this.scope };
   }
 }
 

@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 
 /** Common fields of every event. `session` is a hash of the session id, never the id (it is a credential). */
 export interface OAuthEventBase {
+  /** The instance's `name` (`default` for the unnamed instance). */
+  provider: string;
   session: string;
   sub: string | undefined;
 }
@@ -17,7 +19,9 @@ export interface OAuthEventMap {
   /** A logout completed; `revoked` says whether the provider confirmed revocation. */
   logout: [OAuthEventBase & { revoked: boolean }];
   /** A login failed at the callback; `reason` is the error code. */
-  login_failed: [{ reason: string }];
+  login_failed: [{ provider: string; reason: string }];
+  /** A connection ended (disconnect, or the logout of the login instance); `revoked` as for `logout`. */
+  disconnect: [OAuthEventBase & { revoked: boolean }];
 }
 
 /**

@@ -6,12 +6,13 @@
  */
 export { oauth, type OAuthMiddleware } from './middleware.js';
 export { requireAuth } from './require-auth.js';
+export { requireConnection } from './require-connection.js';
 export { oauthErrorHandler } from './error-handler.js';
 export { asyncHandler } from './async-handler.js';
 export { boundedSessionStore, type BoundedSessionStoreOptions } from './session-store.js';
 export { RedisTokenStore, SCRIPTS, type RedisTokenStoreOptions, type RedisLikeClient } from './token-store/redis.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './token-store/memory.js';
-export type { TokenStore } from './token-store/types.js';
+export { recordKey, type TokenStore } from './token-store/types.js';
 export {
   OAuthError,
   ConfigError,
@@ -22,6 +23,8 @@ export {
   RefreshUnavailableError,
   OriginNotAllowedError,
   UpstreamTimeoutError,
+  ConnectionRequiredError,
+  InsufficientScopeError,
   type OAuthErrorCode,
 } from './errors.js';
 export { OAuthEvents, type OAuthEventMap, type OAuthEventBase } from './events.js';

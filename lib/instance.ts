@@ -22,7 +22,11 @@ export class Instance {
     this.server = new AuthorizationServer(cfg);
     // Records stay bound to the issuer exactly as configured, even when discovery normalises the issuer
     // compared with `iss`, so records written under that setting keep opening.
-    const cipher = new RecordCipher(cfg.encryptionKeys, { issuer: this.server.recordIssuer, clientId: cfg.clientId });
+    const cipher = new RecordCipher(cfg.encryptionKeys, {
+      issuer: this.server.recordIssuer,
+      clientId: cfg.clientId,
+      ...(cfg.named ? { instance: cfg.name } : {}),
+    });
     this.tokens = new TokenService(cfg, cipher);
     this.refresher = new Refresher(cfg, this.tokens, this.server, this.events);
     const telemetry = telemetryOf(cfg);

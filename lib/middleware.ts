@@ -10,6 +10,8 @@ import { Instance } from './instance.js';
 import { createCookieChecks } from './cookie-checks.js';
 import { guardSessionStore } from './session-guard.js';
 import { mountRoutes } from './routes/index.js';
+import { groupFor, type AppGroup } from './app-group.js';
+import { installProviderAccessors } from './provider-accessors.js';
 import { noteProcessLogger } from './session-secret.js';
 import type { OAuthOptions } from './types.js';
 
@@ -77,15 +79,32 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
   const loginAlive = (sid: string) => instance.tokens.exists(sid);
 
   let accessorsOn: object | undefined;
+  // The app's other instances at this mount path (several providers), found like the accessors: on the
+  // first request, an identity check after. A conflict (same name, two login instances, a shared path) is
+  // a configuration error every request of that app gets.
+  let group: AppGroup | undefined;
+  let groupBase: string | undefined;
+  let groupError: Error | undefined;
 
   const middleware = function oauthMiddleware(req: Request, res: Response, next: NextFunction): void {
-    setState(req, stateKey, instance);
     // The accessors live on the app's request prototype (found on the first request; an identity check after).
     const proto = (req.app as unknown as { request?: object } | undefined)?.request ?? (Object.getPrototypeOf(req) as object);
-    if (proto !== accessorsOn) {
+    if (proto !== accessorsOn || req.baseUrl !== groupBase) {
       accessorsOn = proto;
+      groupBase = req.baseUrl;
       installRequestAccessors(proto);
+      installProviderAccessors(proto);
+      group = groupFor(proto, req.baseUrl);
+      try {
+        group.add({ instance, key: stateKey });
+        groupError = undefined;
+      } catch (err) {
+        groupError = err as Error;
+        cfg.logger.error((err as Error).message);
+      }
     }
+    if (groupError) return next(groupError);
+    setState(req, stateKey, instance, group);
     const sessionStore = (req as { sessionStore?: Store }).sessionStore;
     if (sessionStore !== guardedStore && sessionStore) {
       guardedStore = sessionStore;
@@ -116,6 +135,11 @@ export function oauth(options: OAuthOptions): OAuthMiddleware {
       if (err instanceof OAuthError) {
         if (err.status >= 500 && err.code !== 'store_unavailable' && !route.logsOwnFailures) {
           cfg.logger.warn(`${req.path}: ${err.message}`, { code: err.code });
+        }
+        // A connection refused for want of a login (`requireLogin`) sends pages to the app's login
+        // instance, never back to this instance's own login; at the callback it is a plain 401.
+        if (err.code === 'login_required' && cfg.role === 'connect') {
+          return renderOAuthError(route.name === 'login' ? group?.login?.instance : undefined, err, req, res);
         }
         return renderOAuthError(instance, err, req, res);
       }

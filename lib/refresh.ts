@@ -130,7 +130,7 @@ export class Refresher {
     } catch (err) {
       const perr = err instanceof ProviderError ? err : new ProviderError('token_endpoint_error', 'Refresh failed.');
       const reason = perr.oauthError ?? (perr.code === 'token_endpoint_timeout' ? 'timeout' : perr.transient ? 'unavailable' : perr.code);
-      this.events.emit('refresh_failed', { session, sub, reason, durationMs: Date.now() - started });
+      this.events.emit('refresh_failed', { provider: this.cfg.name, session, sub, reason, durationMs: Date.now() - started });
       if (perr.oauthError === 'invalid_grant') {
         // Another process may have rotated the refresh token a moment ago (its lease ran out): adopt its result.
         const again = await this.tokens.read(sid);
@@ -144,7 +144,7 @@ export class Refresher {
       throw perr;
     }
     if (tokens.sub !== undefined && sub !== undefined && tokens.sub !== sub) {
-      this.events.emit('refresh_failed', { session, sub, reason: 'sub_changed', durationMs: Date.now() - started });
+      this.events.emit('refresh_failed', { provider: this.cfg.name, session, sub, reason: 'sub_changed', durationMs: Date.now() - started });
       this.cfg.logger.error('refresh returned an ID token for another subject; ending the login', { session });
       await this.tokens.discard(sid, current.raw);
       throw new LoginRequiredError('The identity provider returned another user.');
@@ -157,7 +157,7 @@ export class Refresher {
         // The user logged out while this refresh was in flight: the new tokens are nobody's, and a logout
         // is final. Revoke them (a new refresh token would otherwise stay live at the provider) and
         // answer as logged out.
-        this.events.emit('refresh_failed', { session, sub, reason: 'logged_out', durationMs: Date.now() - started });
+        this.events.emit('refresh_failed', { provider: this.cfg.name, session, sub, reason: 'logged_out', durationMs: Date.now() - started });
         void this.server.revokeQuietly(tokens.refresh_token, tokens.access_token);
         throw new LoginRequiredError('The login ended while the tokens were being refreshed.');
       }
@@ -165,7 +165,7 @@ export class Refresher {
       if (!this.tokens.isExpired(again.record)) return again;
       throw new RefreshUnavailableError('The token record changed during refresh.');
     }
-    this.events.emit('refresh', { session, sub, durationMs: Date.now() - started, version: next.version });
+    this.events.emit('refresh', { provider: this.cfg.name, session, sub, durationMs: Date.now() - started, version: next.version });
     return written;
   }
 }

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { OAuthError } from './errors.js';
+import { ConnectionRequiredError, type OAuthError } from './errors.js';
 import type { Instance } from './instance.js';
 import { stateOf } from './request-state.js';
 import { safeReturnTo } from './return-to.js';
@@ -36,11 +36,16 @@ export function renderOAuthError(instance: Instance | undefined, err: OAuthError
   if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
   res.setHeader('Cache-Control', 'no-store');
   const json = wantsJson(req);
-  if (err.code === 'login_required' && !json && instance && (req.method === 'GET' || req.method === 'HEAD')) {
+  const page = !json && (req.method === 'GET' || req.method === 'HEAD');
+  if (err.code === 'login_required' && page && instance) {
     return void res.redirect(302, loginRedirect(instance, req));
   }
+  if (err instanceof ConnectionRequiredError && page) {
+    const target = safeReturnTo(req.originalUrl, instance?.cfg.appOrigin ?? 'http://invalid');
+    return void res.redirect(302, target === '/' ? err.loginUrl : `${err.loginUrl}?returnTo=${encodeURIComponent(target)}`);
+  }
   res.status(err.status);
-  if (json) return void res.json({ error: err.code });
+  if (json) return void res.json(err.toJSON());
   const loginPath = `${stateOf(req)?.base ?? ''}${instance?.cfg.paths.login ?? '/oauth/login'}`;
   const title = TITLES[err.status] ?? 'Error';
   const text = err.status === 400 ? 'Login failed, please try again.' : err.expose ? err.message : 'Something went wrong, please try again.';

@@ -2,8 +2,12 @@ import type { Request } from 'express';
 import type { AxiosInstance } from 'axios';
 import { createOAuthClient, type AccessCredentials } from './client.js';
 import { dpopKey } from './dpop.js';
-import { LoginRequiredError, createOAuthError } from './errors.js';
+import { ConnectionRequiredError, LoginRequiredError, createOAuthError } from './errors.js';
+import type { AppGroup } from './app-group.js';
 import type { Instance } from './instance.js';
+import { isLoggedIn, namespaceOf } from './session.js';
+import { loginUrlOf } from './login-url.js';
+import { insufficientScopeError } from './insufficient-scope.js';
 import type { LoadedRecord } from './tokens.js';
 import type { OAuthRequestContext, OAuthUser, TokenInfo } from './types.js';
 
@@ -12,6 +16,8 @@ export interface RequestState {
   instance: Instance;
   /** Where `oauth()` is mounted (its `req.baseUrl`), to build login links. */
   base: string;
+  /** The instances of the app mounted with this one (several providers). */
+  group?: AppGroup;
   tokens?: RequestTokens;
   client?: AxiosInstance;
   context?: OAuthRequestContext;
@@ -20,8 +26,9 @@ export interface RequestState {
 /**
  * Module-private keys: another installed copy of the package neither reads nor overwrites this state.
  * Each `oauth()` instance keeps its state under its own key (see {@link createStateKey}); `kState` points
- * at the state of the instance the request passed last, which `req.oauth`, `req.oauthClient`,
- * `requireAuth()` and the error handler use.
+ * at the state of the app's login instance (`role: 'login'`, the last one the request passed), or, when
+ * the request passed none, of the first instance it passed: `req.oauth`, `req.oauthClient`,
+ * `requireAuth()` and the error handler use it. Connect instances are reached by name.
  */
 const kState = Symbol('express-oauth-client.state');
 
@@ -35,10 +42,11 @@ export function createStateKey(): StateKey {
 type StateSlots = Record<symbol, RequestState | undefined>;
 
 /** Records that the request passed `instance` (mounted at `req.baseUrl`): one small object, nothing else. */
-export function setState(req: Request, key: StateKey, instance: Instance): void {
-  const state: RequestState = { instance, base: req.baseUrl };
-  (req as unknown as StateSlots)[key] = state;
-  (req as unknown as StateSlots)[kState] = state;
+export function setState(req: Request, key: StateKey, instance: Instance, group?: AppGroup): void {
+  const state: RequestState = { instance, base: req.baseUrl, group };
+  const slots = req as unknown as StateSlots;
+  slots[key] = state;
+  if (instance.cfg.role === 'login' || slots[kState] === undefined) slots[kState] = state;
 }
 
 /** The state of the instance of `key`, or of the instance the request passed last. */
@@ -54,14 +62,22 @@ export class RequestTokens {
     private readonly instance: Instance,
     private readonly req: Request,
     private readonly sid: string,
+    /** The instance's login route (mount path included), for `connection_required`. */
+    private readonly loginUrl?: string,
   ) {}
 
   private endLogin(): void {
-    const data = (this.req as Request & { session?: { oauth?: { user?: OAuthUser; loginAt?: number } } }).session?.oauth;
+    const data = namespaceOf((this.req as Request & { session?: object }).session, this.instance.cfg.sessionKey);
     if (data) {
       delete data.user;
       delete data.loginAt;
+      delete data.extraScopes;
     }
+  }
+
+  /** An API's `403 insufficient_scope` becomes an {@link InsufficientScopeError} naming the scope to request. */
+  forbidden(wwwAuthenticate: unknown, cause: unknown): Error | undefined {
+    return insufficientScopeError(this.instance, this.loginUrl ?? this.instance.cfg.paths.login, wwwAuthenticate, cause);
   }
 
   record(): Promise<LoadedRecord | null> {
@@ -91,6 +107,9 @@ export class RequestTokens {
       if (err instanceof LoginRequiredError) {
         this.loaded = Promise.resolve(null);
         this.endLogin();
+        // A connection that is gone is not the end of the login: the app asks for that connection again.
+        const { cfg } = this.instance;
+        if (cfg.role === 'connect') throw new ConnectionRequiredError(cfg.name, this.loginUrl ?? cfg.paths.login, err.message);
       }
       throw err;
     }
@@ -99,7 +118,17 @@ export class RequestTokens {
 
 /** The request's token source for the instance of `state`: built on first use, shared by `req.oauthClient`, `req.oauth` and the proxy. */
 export function tokensOf(req: Request, state: RequestState): RequestTokens {
-  return (state.tokens ??= new RequestTokens(state.instance, req, state.instance.session(req).sessionID));
+  return (state.tokens ??= new RequestTokens(
+    state.instance,
+    req,
+    state.instance.session(req).sessionID,
+    `${state.group?.base ?? state.base}${state.instance.cfg.paths.login}`,
+  ));
+}
+
+/** The request's client for the instance of `state` (`req.oauthClient`, `req.oauthClients.<name>`): built on first use. */
+export function clientOf(req: Request, state: RequestState): AxiosInstance {
+  return (state.client ??= createOAuthClient(state.instance.cfg, state.instance.agents, tokensOf(req, state)));
 }
 
 function requireState(req: Request, name: string): RequestState {
@@ -121,8 +150,8 @@ class RequestContext implements OAuthRequestContext {
   readonly #state: RequestState;
 
   constructor(req: Request, state: RequestState) {
-    const data = state.instance.session(req).session.oauth;
-    this.isAuthenticated = data?.user !== undefined && typeof data.loginAt === 'number';
+    const data = namespaceOf(state.instance.session(req).session, state.instance.cfg.sessionKey);
+    this.isAuthenticated = isLoggedIn(data);
     this.user = data?.user;
     this.#req = req;
     this.#state = state;
@@ -133,6 +162,23 @@ class RequestContext implements OAuthRequestContext {
     if (!loaded) return undefined;
     const { expires_at, scope, refresh_token } = loaded.record;
     return { expiresAt: expires_at === undefined ? undefined : new Date(expires_at * 1000), scope, refreshable: !!refresh_token };
+  }
+
+  isConnected(provider: string): boolean {
+    const instance = this.#named(provider, 'req.oauth.isConnected()');
+    return isLoggedIn(namespaceOf(instance.session(this.#req).session, instance.cfg.sessionKey));
+  }
+
+  loginUrl(options: { provider?: string; scope?: string | string[]; returnTo?: string } = {}): string {
+    const state = this.#state;
+    const instance = options.provider === undefined ? state.instance : this.#named(options.provider, 'req.oauth.loginUrl()');
+    return loginUrlOf(instance, state.group?.base ?? state.base, options);
+  }
+
+  #named(provider: string, who: string): Instance {
+    const group = this.#state.group;
+    if (!group) throw createOAuthError('config_invalid', `${who}: no oauth() instance named '${provider}' is mounted.`);
+    return group.member(provider, who).instance;
   }
 }
 
@@ -153,8 +199,7 @@ export function installRequestAccessors(proto: object): void {
     configurable: true,
     enumerable: false,
     get(this: Request): AxiosInstance {
-      const state = requireState(this, 'oauthClient');
-      return (state.client ??= createOAuthClient(state.instance.cfg, state.instance.agents, tokensOf(this, state)));
+      return clientOf(this, requireState(this, 'oauthClient'));
     },
     set(this: Request, value: unknown) {
       Object.defineProperty(this, 'oauthClient', { value, configurable: true, writable: true, enumerable: true });

@@ -18,7 +18,16 @@ export function markFreshLogin(session: object): void {
 }
 
 type SetCallback = (err?: unknown) => void;
-type SessionLike = { oauth?: { user?: unknown } } | null | undefined;
+type SessionLike = Record<string, { user?: unknown } | undefined> | null | undefined;
+
+/** Whether a session claims a login or connection of any instance (`oauth`, or a named `oauth:<name>`). */
+function claimsLogin(session: SessionLike): boolean {
+  if (!session || typeof session !== 'object') return false;
+  for (const key of Object.keys(session)) {
+    if ((key === 'oauth' || key.startsWith('oauth:')) && session[key]?.user !== undefined) return true;
+  }
+  return false;
+}
 
 /**
  * Logout is final (RFC 9700 §4.14 and the BFF draft: the server-side session ends): a request that loaded
@@ -45,7 +54,7 @@ export function guardSessionStore(store: Store, check: LoginCheck): void {
   const originalSet = store.set.bind(store);
   store.set = function guardedSet(this: Store, sid: string, session: unknown, callback?: SetCallback): void {
     originalSet.call(this, sid, session as never, (err?: unknown) => {
-      if (err || !(session as SessionLike)?.oauth?.user) return callback?.(err);
+      if (err || !claimsLogin(session as SessionLike)) return callback?.(err);
       if (freshLogins.delete(session as object)) return callback?.();
       void loginAlive(checks, sid).then((alive) => {
         if (alive) return callback?.();

@@ -16,6 +16,8 @@ export interface PendingLogin {
   returnTo: string;
   /** Epoch ms. */
   createdAt: number;
+  /** Scopes asked for on top of the configured `scope` (incremental authorization), when any. */
+  extraScopes?: string[];
   /**
    * Set when the browser said the login was started from another site (`Sec-Fetch-Site: cross-site`).
    * Such a login may only push out other cross-site logins, never one the user started on this app.
@@ -29,15 +31,40 @@ export interface OAuthSessionData {
   tx?: Record<string, PendingLogin>;
   /** Identity claims of the logged-in user. */
   user?: OAuthUser;
-  /** Epoch ms of the login. */
+  /** Epoch ms of the login (or, for a connect instance, of the connection). */
   loginAt?: number;
+  /** Scopes granted on top of the configured `scope` by incremental authorization (`allowedScopes`). */
+  extraScopes?: string[];
 }
 
 declare module 'express-session' {
   interface SessionData {
+    /** The unnamed instance's data. */
     oauth?: OAuthSessionData;
+    /** A named instance's data (`oauth:<name>`). */
+    [namespace: `oauth:${string}`]: OAuthSessionData | undefined;
   }
 }
+
+/** Whether a session field belongs to this package (`oauth`, or a named instance's `oauth:<name>`). */
+export const isOAuthField = (key: string) => key === 'oauth' || key.startsWith('oauth:');
+
+type Namespaces = Record<string, OAuthSessionData | undefined>;
+
+/** An instance's data in a session (`cfg.sessionKey`), or undefined. */
+export function namespaceOf(session: object | undefined, sessionKey: string): OAuthSessionData | undefined {
+  const data = (session as Namespaces | undefined)?.[sessionKey];
+  return data && typeof data === 'object' ? data : undefined;
+}
+
+/** Sets (or, with `undefined`, deletes) an instance's data in a session. */
+export function setNamespace(session: object, sessionKey: string, data: OAuthSessionData | undefined): void {
+  if (data === undefined) delete (session as Namespaces)[sessionKey];
+  else (session as Namespaces)[sessionKey] = data;
+}
+
+/** Whether the data says a login (or connection) completed: identity kept and a time. */
+export const isLoggedIn = (data: OAuthSessionData | undefined) => data?.user !== undefined && typeof data.loginAt === 'number';
 
 export const MAX_PENDING = 5;
 export const TX_TTL_MS = 10 * 60 * 1000;
@@ -78,7 +105,7 @@ export function defaultSameSite(req: SessionRequest): void {
 
 /** The app's own fields of a session (anything but the cookie and this package's namespace). */
 export function hasAppFields(session: object): boolean {
-  for (const k of Object.keys(session)) if (k !== 'cookie' && k !== 'oauth') return true;
+  for (const k of Object.keys(session)) if (k !== 'cookie' && !isOAuthField(k)) return true;
   return false;
 }
 

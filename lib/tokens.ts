@@ -5,7 +5,7 @@ import { sha256 } from './crypto.js';
 import { RecordUnreadableError, buildRecord, isExpired, isExpiring, recordTtlMs, type RecordCipher, type TokenRecord } from './token-record.js';
 import { StoreUnavailableError } from './errors.js';
 import { errorMessage, withTimeout } from './util.js';
-import type { TokenStore } from './token-store/types.js';
+import { recordKey, type TokenStore } from './token-store/types.js';
 
 /** A record as read from the store: the ciphertext (the compare-and-set witness) and its plaintext. */
 export interface LoadedRecord {
@@ -29,11 +29,15 @@ export class TokenService {
   private writesSinceSweep = 0;
 
   private readonly store: TokenStore;
+  /** The store key of a session's record and lock: the session id (unnamed instance) or `<name>:{<sid>}`. */
+  private readonly keyOf: (sid: string) => string;
 
   constructor(
     private readonly cfg: ResolvedConfig,
     private readonly cipher: RecordCipher,
   ) {
+    const name = cfg.named ? cfg.name : undefined;
+    this.keyOf = name === undefined ? (sid) => sid : (sid) => recordKey(name, sid);
     this.store = cfg.tokenStore;
     this.store.attachErrorListener?.((err) => cfg.logger.error('token store connection error', { error: errorMessage(err) }));
   }
@@ -88,17 +92,17 @@ export class TokenService {
 
   /** Takes the session's refresh lock across processes for `ttlMs`; false while another owner holds it. */
   lock(sid: string, owner: string, ttlMs: number): Promise<boolean> {
-    return this.bounded('lock', () => this.store.lock(sid, owner, ttlMs));
+    return this.bounded('lock', () => this.store.lock(this.keyOf(sid), owner, ttlMs));
   }
 
   /** Releases the refresh lock if `owner` still holds it. */
   unlock(sid: string, owner: string): Promise<void> {
-    return this.bounded('unlock', () => this.store.unlock(sid, owner));
+    return this.bounded('unlock', () => this.store.unlock(this.keyOf(sid), owner));
   }
 
   /** Whether the session has a record (no decrypt): the logout guard of the session store asks this. */
   async exists(sid: string): Promise<boolean> {
-    const raw = await this.bounded('read', () => this.store.get(sid));
+    const raw = await this.bounded('read', () => this.store.get(this.keyOf(sid)));
     return raw !== null && raw !== undefined;
   }
 
@@ -130,7 +134,7 @@ export class TokenService {
 
   /** Reads and opens a session's record from the store; an unreadable one is deleted and reads as none. */
   async read(sid: string): Promise<LoadedRecord | null> {
-    const raw = await this.bounded('read', () => this.store.get(sid));
+    const raw = await this.bounded('read', () => this.store.get(this.keyOf(sid)));
     if (raw === null || raw === undefined) return null;
     try {
       return { raw, record: await this.cipher.open(sid, raw) };
@@ -140,7 +144,7 @@ export class TokenService {
         session: sessionTag(sid),
         reason: err.reason,
       });
-      await this.bounded('delete', () => this.store.deleteIf(sid, raw)).catch(() => {});
+      await this.bounded('delete', () => this.store.deleteIf(this.keyOf(sid), raw)).catch(() => {});
       return null;
     }
   }
@@ -158,26 +162,26 @@ export class TokenService {
   async write(sid: string, record: TokenRecord): Promise<LoadedRecord> {
     this.forget(sid);
     const raw = await this.cipher.seal(sid, record);
-    await this.bounded('write', () => this.store.set(sid, raw, this.ttlMs(record)));
+    await this.bounded('write', () => this.store.set(this.keyOf(sid), raw, this.ttlMs(record)));
     return { raw, record };
   }
 
   /** Compare-and-set: writes only if the stored record is still `previous`. */
   async replace(sid: string, previous: string, record: TokenRecord): Promise<LoadedRecord | null> {
     const raw = await this.cipher.seal(sid, record);
-    const ok = await this.bounded('write', () => this.store.replace(sid, previous, raw, this.ttlMs(record)));
+    const ok = await this.bounded('write', () => this.store.replace(this.keyOf(sid), previous, raw, this.ttlMs(record)));
     return ok ? { raw, record } : null;
   }
 
   /** Deletes the record only if it is still `raw`, best effort (used when a login ends). */
   async discard(sid: string, raw: string): Promise<void> {
     this.forget(sid);
-    await this.bounded('delete', () => this.store.deleteIf(sid, raw)).catch(() => {});
+    await this.bounded('delete', () => this.store.deleteIf(this.keyOf(sid), raw)).catch(() => {});
   }
 
   async remove(sid: string): Promise<void> {
     this.forget(sid);
-    await this.bounded('delete', () => this.store.delete(sid));
+    await this.bounded('delete', () => this.store.delete(this.keyOf(sid)));
   }
 
   /** Expired, or about to within `refreshLeeway`. */

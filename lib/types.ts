@@ -1,5 +1,6 @@
 import type { AxiosInstance } from 'axios';
-import type { RouteName } from './routes/table.js';
+import type { Request } from 'express';
+import type { InstanceRole, RouteName } from './routes/table.js';
 import type { TokenStore } from './token-store/types.js';
 
 /** Receives the package's log lines. No line ever contains a token, a code or the client secret. */
@@ -12,8 +13,10 @@ export interface Logger {
 
 /**
  * Paths of the routes `oauth()` mounts, relative to where it is mounted: `login` (GET, default
- * `/oauth/login`), `callback` (GET, default: the path of `redirectUri`) and `logout` (POST, default
- * `/oauth/logout`). The keys come from the route table.
+ * `/oauth/login`), `callback` (GET, default: the path of `redirectUri`), `logout` (POST, default
+ * `/oauth/logout`; login instances) and `disconnect` (POST; connect instances). A named instance's
+ * defaults are `/oauth/<name>/login`, `/oauth/<name>/logout`, `/oauth/<name>/disconnect`. The keys come
+ * from the route table.
  */
 export type OAuthPaths = { [K in RouteName]?: string };
 
@@ -129,6 +132,37 @@ export interface OAuthOptions {
   logger?: Logger;
   /** Allow `http://` provider and API URLs on hosts other than localhost. Never in production. Default false. */
   allowInsecureHttp?: boolean;
+  /**
+   * The instance's name, when an app has several providers (`github`, `nylas`): 1 to 32 lower-case letters,
+   * digits or `-`. It namespaces the routes (`/oauth/<name>/login`...), the session data
+   * (`req.session['oauth:<name>']`), the token record and its lock, and tags events. Default: the unnamed
+   * instance, whose paths, session key (`req.session.oauth`) and record keys are unchanged from 1.x.
+   */
+  name?: string;
+  /**
+   * `'login'`: establishes who the user is (`req.oauth`, `requireAuth()`, `req.oauthClient`); at most one per
+   * app. `'connect'`: links an API account to the current session (`req.oauthClients.<name>`,
+   * `requireConnection(name)`) without changing who is logged in. Default `'login'` without `name`;
+   * required with `name`.
+   */
+  role?: InstanceRole;
+  /**
+   * Keep the app's own session fields (its own login, a cart, a CSRF secret) when the session id is
+   * regenerated at the callback (the fixation defence). `false` drops them (the other providers' data is
+   * kept either way). Default true.
+   */
+  keepSessionData?: boolean;
+  /**
+   * Connect instances: refuse to connect unless the app considers the user logged in. `true`: the app's
+   * login instance must be logged in; a function: the app's own test (e.g. `(req) => !!req.session.userId`).
+   * Checked when the connection starts and again at its callback (401 `login_required`). Default: not required.
+   */
+  requireLogin?: boolean | ((req: Request) => boolean | Promise<boolean>);
+  /**
+   * Scopes a login may ask for on top of `scope` (incremental authorization): `GET {login}?scope=repo%20gist`
+   * requests `scope` plus these (anything outside the list: 400). Default none.
+   */
+  allowedScopes?: string[];
 }
 
 /** Identity claims kept in the session after login. */
@@ -155,6 +189,13 @@ export interface OAuthRequestContext {
   readonly user: OAuthUser | undefined;
   /** Reads the token record (one store read) and reports its expiry and scope; `undefined` when there is none. */
   tokenInfo(): Promise<TokenInfo | undefined>;
+  /** Whether the named connect instance has connected an account to this session (does not read the token store). */
+  isConnected(provider: string): boolean;
+  /**
+   * The URL (path) that starts a login or connection of `provider` (default: this request's login
+   * instance), with extra `scope` (must be in that instance's `allowedScopes`) and a `returnTo`.
+   */
+  loginUrl(options?: { provider?: string; scope?: string | string[]; returnTo?: string }): string;
 }
 
 declare global {
@@ -167,6 +208,12 @@ declare global {
       oauthClient: AxiosInstance;
       /** The login state of this request's session. */
       oauth: OAuthRequestContext;
+      /**
+       * The clients of the app's named instances, by name (`req.oauthClients.github`), each sending that
+       * provider's token to that instance's `apiBaseUrl` only. An unknown name throws `config_invalid`; a
+       * provider not connected rejects calls with `connection_required`.
+       */
+      oauthClients: Readonly<Record<string, AxiosInstance>>;
     }
   }
 }

@@ -32,6 +32,11 @@ export interface OAuthProxyOptions {
    * streaming, with `*` of the same length. Default true; turn off only for an API known never to reflect requests.
    */
   redactBody?: boolean;
+  /**
+   * The name of the `oauth()` instance whose token the calls carry (several providers: e.g. `'github'`).
+   * Default: the app's login instance (or its only one). A connection the session lacks: `401 connection_required`.
+   */
+  provider?: string;
 }
 
 type KeysEnum<T> = { [K in keyof Required<T>]: true };
@@ -47,6 +52,7 @@ const KEYS: KeysEnum<OAuthProxyOptions> = {
   responseHeaders: true,
   headers: true,
   redactBody: true,
+  provider: true,
 };
 
 export interface ResolvedProxy {
@@ -64,6 +70,7 @@ export interface ResolvedProxy {
   responseHeaders: Set<string>;
   extra: Record<string, string>;
   redactBody: boolean;
+  provider: string | undefined;
 }
 
 const positive = (name: string, v: unknown, fallback: number | undefined) => {
@@ -113,5 +120,14 @@ export function resolveProxyOptions(options: OAuthProxyOptions): ResolvedProxy {
     responseHeaders: headerList('responseHeaders', options.responseHeaders ?? DEFAULT_RESPONSE_HEADERS),
     extra: extraHeaders(options.headers),
     redactBody: options.redactBody ?? true,
+    provider: resolveProvider(options.provider),
   };
+}
+
+function resolveProvider(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(value)) {
+    throw new ConfigError(`oauthProxy: provider must be the \`name\` of an oauth() instance, e.g. 'github' (got ${JSON.stringify(value)}).`);
+  }
+  return value;
 }

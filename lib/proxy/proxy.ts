@@ -57,7 +57,7 @@ export function oauthProxy(options: OAuthProxyOptions): RequestHandler {
   return function oauthProxyMiddleware(req, res, next) {
     let seam: OAuthSeam;
     try {
-      seam = oauthSeam(req, 'oauthProxy');
+      seam = oauthSeam(req, 'oauthProxy', p.provider);
     } catch (err) {
       return next(err);
     }
@@ -97,7 +97,7 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
   if (hasBody && (req as { _body?: boolean })._body) {
     throw createOAuthError('config_invalid', 'oauthProxy: a body parser consumed the request body; mount the proxy before it.');
   }
-  if (!seam.isAuthenticated) throw new LoginRequiredError();
+  if (!seam.isAuthenticated) throw seam.notLoggedIn();
   if (!seam.apiOrigins.has(p.origin)) throw new OriginNotAllowedError(p.origin);
 
   let cred = await seam.credentials();

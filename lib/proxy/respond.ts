@@ -11,5 +11,5 @@ export function sendProxyError(res: Response, err: OAuthError, extra: Record<str
   res.setHeader('Cache-Control', 'no-store');
   if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
   for (const [k, v] of Object.entries(extra)) res.setHeader(k, v);
-  res.status(err.status).json({ error: err.code });
+  res.status(err.status).json(err.toJSON());
 }

@@ -6,9 +6,10 @@
 import type { Request } from 'express';
 import type http from 'node:http';
 import type https from 'node:https';
-import { createOAuthError } from '../errors.js';
+import { ConnectionRequiredError, LoginRequiredError, createOAuthError, type OAuthError } from '../errors.js';
 import { telemetryOf, type Telemetry } from '../telemetry.js';
 import { stateOf, tokensOf } from '../request-state.js';
+import { isLoggedIn, namespaceOf } from '../session.js';
 import type { Logger, OAuthUser } from '../types.js';
 import type { AccessCredentials } from '../client.js';
 
@@ -43,18 +44,34 @@ export interface OAuthSeam {
   credentials(options?: { rejected?: string }): Promise<OAuthCredentials>;
   /** When the access token expires (reads the record); `null` with no record. */
   tokenExpiry(): Promise<{ expiresAt: Date | undefined } | null>;
+  /** The error for a session without this instance's login (`login_required`) or connection (`connection_required`). */
+  notLoggedIn(): OAuthError;
+  /** The app's connect instances and whether this session connected each (no store read). */
+  connections: Array<{ provider: string; connected: boolean }>;
 }
 
-/** The `oauth()` instance serving this request, seen through {@link OAuthSeam}; throws when `oauth()` is not mounted before. */
-export function oauthSeam(req: Request, who: string): OAuthSeam {
-  const state = stateOf(req);
-  if (!state) {
+/**
+ * The `oauth()` instance serving this request (the login one, or the one named `provider`), seen through
+ * {@link OAuthSeam}; throws when `oauth()` is not mounted before, or no instance has that name.
+ */
+export function oauthSeam(req: Request, who: string, provider?: string): OAuthSeam {
+  const main = stateOf(req);
+  if (!main) {
     throw createOAuthError('config_invalid', `${who} needs app.use(oauth({...})) mounted before it.`);
+  }
+  let state = main;
+  if (provider !== undefined) {
+    const member = main.group?.byName.get(provider);
+    const named = member && stateOf(req, member.key);
+    if (!named) throw createOAuthError('config_invalid', `${who}: no oauth() instance named '${provider}' is mounted before it.`);
+    state = named;
   }
   const { instance } = state;
   const { cfg } = instance;
   const tokens = () => tokensOf(req, state);
-  const data = instance.session(req).session.oauth;
+  const session = instance.session(req).session;
+  const data = namespaceOf(session, cfg.sessionKey);
+  const logoutInstance = main.instance;
   return {
     appOrigin: cfg.appOrigin,
     apiOrigins: cfg.apiOrigins,
@@ -62,8 +79,8 @@ export function oauthSeam(req: Request, who: string): OAuthSeam {
     logger: cfg.logger,
     telemetry: telemetryOf(cfg),
     agents: instance.agents,
-    logoutUrl: `${state.base}${cfg.paths.logout}`,
-    isAuthenticated: data?.user !== undefined && typeof data.loginAt === 'number',
+    logoutUrl: `${main.base}${logoutInstance.cfg.paths.logout ?? logoutInstance.cfg.paths.login}`,
+    isAuthenticated: isLoggedIn(data),
     user: data?.user,
     accessToken: (options) => tokens().accessToken(options),
     credentials: (options) => tokens().credentials(options),
@@ -73,5 +90,13 @@ export function oauthSeam(req: Request, who: string): OAuthSeam {
       const at = loaded.record.expires_at;
       return { expiresAt: at === undefined ? undefined : new Date(at * 1000) };
     },
+    notLoggedIn: () =>
+      cfg.role === 'connect'
+        ? new ConnectionRequiredError(cfg.name, `${main.group?.base ?? state.base}${cfg.paths.login}`)
+        : new LoginRequiredError(),
+    connections: (main.group?.connections() ?? []).map(({ instance: c }) => ({
+      provider: c.cfg.name,
+      connected: isLoggedIn(namespaceOf(session, c.cfg.sessionKey)),
+    })),
   };
 }

@@ -20,7 +20,7 @@ export interface SessionInfo {
   user: OAuthUser | null;
   /** When the access token expires (ISO 8601), or `null` (unknown or not logged in). */
   expiresAt: string | null;
-  /** Named provider connections (empty until several providers per app are supported). */
+  /** The app's connect instances (`role: 'connect'`) and whether this session connected each. */
   connections: Array<{ provider: string; connected: boolean }>;
   /** Where to `POST` (with the anti-CSRF header) to log out. */
   logoutUrl: string;
@@ -55,7 +55,7 @@ export function sessionEndpoint(options: SessionEndpointOptions = {}): RequestHa
     if (!isOwnScript(req, seam.appOrigin, header, value)) {
       return sendProxyError(res, createOAuthError('cross_site_request', 'Cross-site session read refused.'));
     }
-    const base: SessionInfo = { isAuthenticated: false, user: null, expiresAt: null, connections: [], logoutUrl: seam.logoutUrl };
+    const base: SessionInfo = { isAuthenticated: false, user: null, expiresAt: null, connections: seam.connections, logoutUrl: seam.logoutUrl };
     if (!seam.isAuthenticated) return void res.json(base);
     seam.tokenExpiry().then(
       (expiry) => {

@@ -7,15 +7,23 @@ import { rawQueryParams } from '../query.js';
 import {
   TX_TTL_MS,
   defaultSameSite,
+  isLoggedIn,
+  isOAuthField,
   livePending,
+  namespaceOf,
   regenerateSession,
   reloadSession,
   saveSession,
+  setNamespace,
+  type OAuthSessionData,
   type PendingLogin,
   type SessionRequest,
 } from '../session.js';
 import { markFreshLogin } from '../session-guard.js';
 import { sessionTag } from '../tokens.js';
+import { stateOf } from '../request-state.js';
+import { checkRequireLogin } from '../require-login.js';
+import { endConnection } from './end-connection.js';
 
 /** Parameters of an authorization response that may appear at most once. */
 const SINGLE = ['state', 'code', 'iss', 'error', 'error_description', 'error_uri', 'session_state'];
@@ -56,7 +64,7 @@ export async function handleCallback(instance: Instance, req: Request, res: Resp
     // Every failed callback leaves one log line and one event, with a reason and never a value.
     const reason = failureReason(err);
     instance.cfg.logger.warn(`login failed at the callback: ${reason}`, { reason, status: err instanceof OAuthError ? err.status : 500 });
-    instance.events.emit('login_failed', { reason });
+    instance.events.emit('login_failed', { provider: instance.cfg.name, reason });
     throw err;
   }
 }
@@ -78,12 +86,17 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
   // so the same callback can be retried.
   if (!server.isLoaded) throw providerNotLoaded();
 
-  // 2. Find the transaction this browser started, by a hash of the state.
-  const data = sreq.session.oauth;
+  // 2. Find the transaction this browser started, by a hash of the state, among this instance's own: a
+  // state of another provider of the app is unknown here (and stays pending there).
+  const data = namespaceOf(sreq.session, cfg.sessionKey);
   const pending = livePending(data);
   const key = sha256(state);
   const tx = pending[key];
   if (!tx || !data) throw invalid('unknown or expired state');
+  const group = stateOf(req)?.group;
+  // A connection that needs a login finds none (logged out in another tab meanwhile): refused before the
+  // transaction is consumed or a token requested; nothing else of the session changes.
+  await checkRequireLogin(instance, req, group);
 
   // 3. Consume it (single use): an atomic claim in the store, so two concurrent requests with the same
   // callback cannot both redeem the code (the claim outlives the transaction). A successful login replaces
@@ -93,14 +106,14 @@ async function completeLogin(instance: Instance, req: Request, res: Response): P
   try {
     return await exchangeAndStore(instance, req, res, { params, state, key, tx, wasLoggedIn, started });
   } catch (err) {
-    await forgetTransaction(sreq, key, cfg.storeTimeout);
+    await forgetTransaction(sreq, cfg.sessionKey, key, cfg.storeTimeout);
     throw err;
   }
 }
 
 /** After a failed callback, the used transaction leaves the session as well (best effort: the claim already refuses it). */
-async function forgetTransaction(sreq: SessionRequest, key: string, storeTimeout: number): Promise<void> {
-  const data = sreq.session?.oauth;
+async function forgetTransaction(sreq: SessionRequest, sessionKey: string, key: string, storeTimeout: number): Promise<void> {
+  const data = namespaceOf(sreq.session, sessionKey);
   if (!data?.tx?.[key]) return;
   delete data.tx[key];
   await saveSession(sreq, storeTimeout).catch(() => {});
@@ -127,8 +140,8 @@ async function exchangeAndStore(
     if (error === 'access_denied') {
       if (cfg.accessDeniedRedirect) {
         cfg.logger.warn('login failed at the callback: access_denied', { reason, status: 302 });
-        events.emit('login_failed', { reason });
-        await forgetTransaction(sreq, key, cfg.storeTimeout);
+        events.emit('login_failed', { provider: cfg.name, reason });
+        await forgetTransaction(sreq, cfg.sessionKey, key, cfg.storeTimeout);
         return void res.redirect(302, cfg.accessDeniedRedirect);
       }
       throw new CallbackError('Access was denied at the identity provider.', 'access_denied', 403);
@@ -177,31 +190,69 @@ async function exchangeAndStore(
     }
   }
 
-  // 8. New session id (fixation defence); pending logins of other tabs (re-read: one may have started
-  // during the exchange) move along; the old session's tokens go once the new login is stored.
+  // 8. New session id (fixation defence), for both roles. What moves to it: the pending logins of other
+  // tabs (re-read: one may have started during the exchange), the other instances' data (their pending
+  // logins, and their connections unless another user just logged in), the app's own fields unless
+  // `keepSessionData: false`; the other instances' records follow under the new id (re-sealed: a record is
+  // bound to its session id). The old session's records go once the new login is stored.
   const oldSid = sreq.sessionID;
+  const others = stateOf(req)?.group?.others(instance) ?? [];
+  const user = { ...userinfo, ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) };
+  const moved: typeof others = [];
+  const dropped: typeof others = [];
   try {
     await reloadSession(sreq, cfg.storeTimeout);
-    const otherTabs = livePending(sreq.session.oauth);
+    const before = sreq.session as unknown as Record<string, unknown>;
+    const otherTabs = livePending(namespaceOf(before, cfg.sessionKey));
     delete otherTabs[key];
+    const previousSub = cfg.role === 'login' ? namespaceOf(before, cfg.sessionKey)?.user?.sub : undefined;
+    // Another user logging in over this session does not inherit the connections of the previous one.
+    const switchedUser = previousSub !== undefined && previousSub !== tokenSet.sub;
+    const carried: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(before)) {
+      if (k === 'cookie' || k === cfg.sessionKey) continue;
+      if (isOAuthField(k)) carried[k] = switchedUser ? { tx: livePending(v as OAuthSessionData) } : v;
+      else if (cfg.keepSessionData) carried[k] = v;
+    }
     await regenerateSession(sreq, cfg.storeTimeout);
     defaultSameSite(sreq);
-    sreq.session.oauth = {
-      tx: otherTabs,
-      user: { ...userinfo, ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) },
-      loginAt: Date.now(),
-    };
-    await tokens.write(sreq.sessionID, tokens.buildRecord(tokenSet));
+    Object.assign(sreq.session, carried);
+    const mine: OAuthSessionData = { tx: otherTabs, user, loginAt: Date.now() };
+    if (tx.extraScopes) mine.extraScopes = tx.extraScopes;
+    setNamespace(sreq.session, cfg.sessionKey, mine);
+    const record = tokens.buildRecord(tokenSet);
+    if (record.scope === undefined && (cfg.scope || tx.extraScopes)) {
+      record.scope = [...new Set([...cfg.scope.split(' '), ...(tx.extraScopes ?? [])])].filter(Boolean).join(' ');
+    }
+    await tokens.write(sreq.sessionID, record);
+    for (const other of others) {
+      if (!isLoggedIn(namespaceOf(before, other.cfg.sessionKey))) continue;
+      if (switchedUser) {
+        dropped.push(other);
+        continue;
+      }
+      const loaded = await other.tokens.read(oldSid);
+      if (loaded) {
+        await other.tokens.write(sreq.sessionID, loaded.record);
+        moved.push(other);
+      } else {
+        setNamespace(sreq.session, other.cfg.sessionKey, { tx: livePending(namespaceOf(before, other.cfg.sessionKey)) });
+      }
+    }
     // The record was written just above, by this request: the logout guard need not read it back.
     markFreshLogin(sreq.session);
     await saveSession(sreq, cfg.storeTimeout);
   } catch (err) {
-    // The tokens could not be kept: do not leave a live grant behind.
+    // The tokens could not be kept: do not leave a live grant behind (the old session's records stay as they were).
     void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
+    const newSid = sreq.sessionID;
+    if (newSid !== oldSid) for (const other of moved) void other.tokens.remove(newSid).catch(() => {});
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }
   // Logging in over a live login: its record goes (best effort, not awaited: the old session id no longer exists).
   if (c.wasLoggedIn) void tokens.remove(oldSid).catch(() => {});
-  events.emit('login', { session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
+  for (const other of moved) void other.tokens.remove(oldSid).catch(() => {});
+  for (const other of dropped) void endConnection(other, oldSid, undefined).catch(() => {});
+  events.emit('login', { provider: cfg.name, session: sessionTag(sreq.sessionID), sub: tokenSet.sub, durationMs: Date.now() - started });
   res.redirect(302, tx.returnTo);
 }

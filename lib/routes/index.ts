@@ -4,6 +4,7 @@ import { handleCallback } from './callback.js';
 import { handleJwks } from './jwks.js';
 import { handleLogin } from './login.js';
 import { handleLogout } from './logout.js';
+import { handleDisconnect } from './disconnect.js';
 import { ROUTES, ROUTE_NAMES, type RouteDescriptor, type RouteName } from './table.js';
 
 export type RouteHandler = (instance: Instance, req: Request, res: Response) => Promise<void>;
@@ -13,6 +14,7 @@ const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
   login: handleLogin,
   callback: handleCallback,
   logout: handleLogout,
+  disconnect: handleDisconnect,
   jwks: handleJwks,
 };
 
@@ -22,7 +24,8 @@ export interface MountedRoute extends RouteDescriptor {
   handler: RouteHandler;
 }
 
-/** The dispatch table of one instance: resolved path -> route. Built once, at startup. */
-export function mountRoutes(paths: Readonly<Record<RouteName, string>>): ReadonlyMap<string, MountedRoute> {
-  return new Map(ROUTE_NAMES.map((name) => [paths[name], { name, ...ROUTES[name], handler: HANDLERS[name] }]));
+/** The dispatch table of one instance: resolved path -> route, for the routes of its role. Built once, at startup. */
+export function mountRoutes(paths: Readonly<Partial<Record<RouteName, string>>>): ReadonlyMap<string, MountedRoute> {
+  const mounted = ROUTE_NAMES.filter((name) => paths[name] !== undefined);
+  return new Map(mounted.map((name) => [paths[name]!, { name, ...ROUTES[name], handler: HANDLERS[name] }]));
 }

@@ -3,7 +3,9 @@ import { createOAuthError } from '../errors.js';
 import type { Instance } from '../instance.js';
 import { rawQueryParams } from '../query.js';
 import { safeReturnTo } from '../return-to.js';
-import { destroySession } from '../session.js';
+import { destroySession, namespaceOf } from '../session.js';
+import { stateOf } from '../request-state.js';
+import { endConnection } from './end-connection.js';
 import { sessionTag } from '../tokens.js';
 import { wantsJson } from '../wants-json.js';
 
@@ -12,7 +14,7 @@ import { wantsJson } from '../wants-json.js';
  * `Origin` on every POST; a request with neither must carry a custom header (which a cross-site form
  * cannot set without a CORS preflight).
  */
-function isSameOrigin(req: Request, appOrigin: string): boolean {
+export function isSameOrigin(req: Request, appOrigin: string): boolean {
   const site = req.headers['sec-fetch-site'];
   if (typeof site === 'string') return site === 'same-origin';
   const origin = req.headers.origin;
@@ -22,6 +24,7 @@ function isSameOrigin(req: Request, appOrigin: string): boolean {
 
 /**
  * `POST {logout}`: revokes the tokens at the provider (best effort, short deadline), deletes the record,
+ * ends every connection of the session (each other instance of the app: revoked, record deleted),
  * destroys the session, clears the cookie, then redirects to the provider's end-session endpoint (when it
  * has one) or to a validated `returnTo`; XHR callers get 204 with that target (without the ID token) in `Logout-Location`.
  */
@@ -32,13 +35,17 @@ export async function handleLogout(instance: Instance, req: Request, res: Respon
   }
   const sreq = instance.session(req);
   const sid = sreq.sessionID;
-  const sub = sreq.session.oauth?.user?.sub;
+  const sub = namespaceOf(sreq.session, cfg.sessionKey)?.user?.sub;
   const loaded = await tokens.read(sid);
-  const revoked = loaded ? await server.revokeQuietly(loaded.record.refresh_token, loaded.record.access_token) : false;
+  const others = stateOf(req)?.group?.others(instance) ?? [];
+  const [revoked] = await Promise.all([
+    loaded ? server.revokeQuietly(loaded.record.refresh_token, loaded.record.access_token) : false,
+    ...others.map((other) => endConnection(other, sid, sub)),
+  ]);
   await tokens.remove(sid);
   await destroySession(sreq, cfg.storeTimeout);
   res.clearCookie(cfg.sessionCookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
-  events.emit('logout', { session: sessionTag(sid), sub, revoked });
+  events.emit('logout', { provider: cfg.name, session: sessionTag(sid), sub, revoked });
 
   const params = rawQueryParams(req, 4096);
   const returnTo = params?.getAll('returnTo').length === 1 ? safeReturnTo(params.get('returnTo'), cfg.appOrigin) : undefined;

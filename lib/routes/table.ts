@@ -7,13 +7,15 @@
  */
 export const ROUTES = {
   /** Starts a login. */
-  login: { method: 'GET', defaultPath: '/oauth/login', logsOwnFailures: false },
+  login: { method: 'GET', defaultPath: '/oauth/login', logsOwnFailures: false, roles: ['login', 'connect'] },
   /** Receives the provider's redirect; its default path is the path of `redirectUri`. */
-  callback: { method: 'GET', defaultPath: 'redirectUri', logsOwnFailures: true },
-  /** Ends the login (POST, same-origin only). */
-  logout: { method: 'POST', defaultPath: '/oauth/logout', logsOwnFailures: false },
+  callback: { method: 'GET', defaultPath: 'redirectUri', logsOwnFailures: true, roles: ['login', 'connect'] },
+  /** Ends the login (POST, same-origin only), and every connection of the session. Login instances only. */
+  logout: { method: 'POST', defaultPath: '/oauth/logout', logsOwnFailures: false, roles: ['login'] },
+  /** Ends one connection (POST, same-origin only), keeping the login and the other connections. Connect instances only. */
+  disconnect: { method: 'POST', defaultPath: '/oauth/disconnect', logsOwnFailures: false, roles: ['connect'] },
   /** The public keys of `private_key_jwt`, for providers that fetch them (404 with other methods). */
-  jwks: { method: 'GET', defaultPath: '/oauth/jwks', logsOwnFailures: false },
+  jwks: { method: 'GET', defaultPath: '/oauth/jwks', logsOwnFailures: false, roles: ['login', 'connect'] },
 } as const satisfies Record<string, RouteDescriptor>;
 
 /** One row of {@link ROUTES}. */
@@ -24,7 +26,12 @@ export interface RouteDescriptor {
   defaultPath: string;
   /** The handler logs each of its failures itself (one line with the reason); the dispatcher does not. */
   logsOwnFailures: boolean;
+  /** The roles of instance that mount it (`role` option). */
+  roles: readonly InstanceRole[];
 }
+
+/** What an `oauth()` instance is for: establishing who the user is, or linking an API account to the session. */
+export type InstanceRole = 'login' | 'connect';
 
 export type RouteName = keyof typeof ROUTES;
 

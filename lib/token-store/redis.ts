@@ -1,4 +1,4 @@
-import type { TokenStore } from './types.js';
+import { parseRecordKey, type TokenStore } from './types.js';
 import { ConfigError } from '../errors.js';
 
 /**
@@ -20,7 +20,8 @@ export interface RedisTokenStoreOptions {
   client: RedisLikeClient;
   /**
    * Key prefix. Default `oauth:`. Keys are `{prefix}tok:{<sid>}` (record), `{prefix}lock:{<sid>}` (refresh
-   * lock) and `{prefix}claim:{<key>}` (single-use login states).
+   * lock) and `{prefix}claim:{<key>}` (single-use login states); a named instance's record and lock are
+   * `{prefix}tok:<name>:{<sid>}` and `{prefix}lock:<name>:{<sid>}` (same hash tag, same cluster slot).
    */
   prefix?: string;
 }
@@ -65,12 +66,18 @@ export class RedisTokenStore implements TokenStore {
     if (typeof this.prefix !== 'string') throw new ConfigError('RedisTokenStore: `prefix` must be a string.');
   }
 
+  /** `{prefix}<kind>:{<sid>}`, or `{prefix}<kind>:<name>:{<sid>}` for a named instance's key: the session id is the hash tag either way. */
+  private keyOf(kind: 'tok' | 'lock', key: string): string {
+    const named = parseRecordKey(key);
+    return named ? `${this.prefix}${kind}:${named.name}:{${named.sid}}` : `${this.prefix}${kind}:{${key}}`;
+  }
+
   private key(sid: string): string {
-    return `${this.prefix}tok:{${sid}}`;
+    return this.keyOf('tok', sid);
   }
 
   private lockKey(sid: string): string {
-    return `${this.prefix}lock:{${sid}}`;
+    return this.keyOf('lock', sid);
   }
 
   /** Fails fast while the client is disconnected, so nothing piles up in its offline queue. */

@@ -2,6 +2,11 @@
  * Where encrypted token records live. A store only ever receives ciphertext (a JWE string) and moves it
  * opaquely: encryption, versions and expiry decisions belong to the middleware.
  *
+ * The `sid` every method receives is an opaque record key: the session id for the unnamed `oauth()`
+ * instance (as in 1.x), `<name>:{<sid>}` for a named one (see {@link recordKey}). A store that wraps it in
+ * a hash tag (`tok:{${sid}}`) keeps working; {@link RedisTokenStore} writes named keys as
+ * `{prefix}tok:<name>:{<sid>}`, so every record and lock of one session share a Redis Cluster slot.
+ *
  * Every method must reject (not hang) when the backend is unavailable; the middleware additionally
  * bounds each call by `storeTimeout`.
  *
@@ -53,4 +58,21 @@ export interface TokenStore {
   ping?(): Promise<void>;
   /** Lets the middleware attach an error listener so a socket error never crashes the process. */
   attachErrorListener?(listener: (err: unknown) => void): void;
+}
+
+/**
+ * The key a named instance's record is stored under: `<name>:{<sid>}` (the unnamed instance uses the bare
+ * session id). Names are `[a-z][a-z0-9-]*`, so the form cannot be confused with a session id of
+ * express-session (which has no braces).
+ */
+export function recordKey(name: string | undefined, sid: string): string {
+  return name === undefined ? sid : `${name}:{${sid}}`;
+}
+
+const NAMED_KEY = /^([a-z][a-z0-9-]{0,31}):\{([^{}]*)\}$/;
+
+/** The parts of a key made by {@link recordKey}: a named instance's name and session id, or `undefined` for a bare session id. */
+export function parseRecordKey(key: string): { name: string; sid: string } | undefined {
+  const m = NAMED_KEY.exec(key);
+  return m ? { name: m[1]!, sid: m[2]! } : undefined;
 }

@@ -78,7 +78,7 @@ describe('D: a hostile or buggy provider echoes credentials as its `error` (issu
         expect(seen[0]!.length).toBeGreaterThan(10);
         expect(res.status).toBe(502);
         const failed = events.filter((e) => e.name === 'login_failed');
-        expect(failed).toEqual([{ name: 'login_failed', payload: { reason: 'invalid_response' } }]);
+        expect(failed).toEqual([{ name: 'login_failed', payload: { provider: 'default', reason: 'invalid_response' } }]);
         expectNoSecrets(env, [...seen, code, CLIENT_SECRET], [res.body, JSON.stringify(events)]);
         // The victim's own login (another browser) is untouched.
         await expectNothingLost(env, victim, before, await victim.request(`${env.appUrl}/`), { tokenRequests: 1 });

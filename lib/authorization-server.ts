@@ -1,6 +1,8 @@
 import { telemetryOf } from './telemetry.js';
 import * as client from 'openid-client';
+import { importSigningKey } from './client-auth.js';
 import type { ResolvedConfig } from './config.js';
+import { createDPoPKey, dpopKey, type DPoPKeyMaterial } from './dpop.js';
 import { randomToken } from './crypto.js';
 import { ConfigError, OAuthError, ProviderError, providerNotLoaded, safeOAuthErrorCode, sanitizeCause } from './errors.js';
 import { causes, stripUndefined, withTimeout } from './util.js';
@@ -161,10 +163,39 @@ export class AuthorizationServer {
     );
   }
 
-  private clientAuth(): client.ClientAuth {
-    return this.cfg.tokenEndpointAuthMethod === 'client_secret_post'
-      ? client.ClientSecretPost(this.cfg.clientSecret)
-      : client.ClientSecretBasic(this.cfg.clientSecret);
+  private clientAuthLoaded: Promise<client.ClientAuth> | undefined;
+
+  /** Client authentication (RFC 6749 §2.3, RFC 7523): the `private_key_jwt` key is imported once, non-extractable. */
+  private clientAuth(): Promise<client.ClientAuth> {
+    return (this.clientAuthLoaded ??= (async () => {
+      const { method, keys } = this.cfg.clientAuth;
+      const secret = this.cfg.clientSecret!;
+      if (method === 'private_key_jwt') return client.PrivateKeyJwt(await importSigningKey(keys[0]!));
+      if (method === 'client_secret_jwt') return client.ClientSecretJwt(secret);
+      if (method === 'client_secret_post') return client.ClientSecretPost(secret);
+      return client.ClientSecretBasic(secret);
+    })());
+  }
+
+  /**
+   * PAR (RFC 9126) against the metadata: `pushedAuthorizationRequests: true` needs the provider's PAR endpoint;
+   * `false` with a provider that requires PAR is a configuration error, not a failed login per user.
+   */
+  private checkPar(config: client.Configuration): void {
+    const meta = config.serverMetadata();
+    if (this.cfg.pushedAuthorizationRequests === true && !meta.pushed_authorization_request_endpoint) {
+      throw new ConfigError(
+        '`pushedAuthorizationRequests` is true but the provider has no pushed_authorization_request_endpoint: leave the option out, or enable PAR at the provider.',
+      );
+    }
+    if (this.cfg.pushedAuthorizationRequests === false && meta.require_pushed_authorization_requests === true) {
+      throw new ConfigError('`pushedAuthorizationRequests` is false but the provider requires pushed authorization requests: leave the option out.');
+    }
+  }
+
+  /** Whether logins go through PAR: as configured, else when the metadata requires it. */
+  private usePar(config: client.Configuration): boolean {
+    return this.cfg.pushedAuthorizationRequests ?? config.serverMetadata().require_pushed_authorization_requests === true;
   }
 
   private clientMetadata(): Partial<client.ClientMetadata> {
@@ -186,7 +217,7 @@ export class AuthorizationServer {
   private async discover(): Promise<client.Configuration> {
     if (this.cfg.endpoints) {
       const metadata: client.ServerMetadata = { issuer: this.issuer, ...stripUndefined(this.cfg.endpoints) };
-      return this.prepare(new client.Configuration(metadata, this.cfg.clientId, this.clientMetadata(), this.clientAuth()));
+      return this.prepare(new client.Configuration(metadata, this.cfg.clientId, this.clientMetadata(), await this.clientAuth()));
     }
     let config: client.Configuration;
     try {
@@ -208,6 +239,7 @@ export class AuthorizationServer {
       );
     }
     this.discoveredIssuer = exact;
+    this.checkPar(config);
     if (this.cfg.fetchUserInfo && !config.serverMetadata().userinfo_endpoint) {
       throw new ConfigError(
         `oauth(): \`fetchUserInfo\` is true but the metadata of \`issuer\` ${exact} has no userinfo_endpoint: leave \`fetchUserInfo\` out.`,
@@ -221,14 +253,15 @@ export class AuthorizationServer {
     const execute = issuerUrl.protocol === 'http:' ? [client.allowInsecureRequests] : [];
     const options = { execute, [client.customFetch]: this.fetch, timeout: Math.ceil(this.cfg.httpTimeout / 1000) + 1 };
     this.triedUrls = [metadataUrl(issuerUrl, 'oidc')];
+    const auth = await this.clientAuth();
     try {
-      return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oidc' });
+      return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), auth, { ...options, algorithm: 'oidc' });
     } catch (err) {
       // RFC 8414 metadata for plain OAuth 2.0 servers, when there is no OpenID configuration.
       const status = causes(err).find((e): e is Response => e instanceof Response)?.status;
       if (status !== 404) throw err;
       this.triedUrls.push(metadataUrl(issuerUrl, 'oauth2'));
-      return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), this.clientAuth(), { ...options, algorithm: 'oauth2' });
+      return await client.discovery(issuerUrl, this.cfg.clientId, this.clientMetadata(), auth, { ...options, algorithm: 'oauth2' });
     }
   }
 
@@ -353,7 +386,20 @@ export class AuthorizationServer {
     const scope = [...new Set([...this.cfg.scope.split(' ').filter(Boolean), ...extraScopes])].join(' ');
     if (scope) params.scope = scope;
     if (nonce) params.nonce = nonce;
-    return { url: client.buildAuthorizationUrl(config, params), state, verifier, nonce, issuer: this.issuer };
+    if (!this.usePar(config)) return { url: client.buildAuthorizationUrl(config, params), state, verifier, nonce, issuer: this.issuer };
+    // RFC 9126: the parameters go to the provider server to server; the browser carries client_id and request_uri only.
+    let url: URL;
+    try {
+      url = await telemetryOf(this.cfg).span('par', () => client.buildAuthorizationUrlWithPAR(config, params));
+    } catch (err) {
+      const perr = toProviderError(err, 'Pushed authorization request');
+      // A provider that is down or overloaded is a 503 (try again), like discovery; a wrong answer is a 502.
+      if (perr.transient && perr.code === 'token_endpoint_error') {
+        throw new ProviderError('provider_unavailable', perr.message, { transient: true, retryAfter: 5, cause: sanitizeCause(perr) });
+      }
+      throw perr;
+    }
+    return { url, state, verifier, nonce, issuer: this.issuer };
   }
 
   /**
@@ -362,6 +408,8 @@ export class AuthorizationServer {
    */
   async exchangeCode(params: { code: string; state: string; iss?: string }, checks: CodeExchangeChecks): Promise<TokenSet> {
     const config = this.require();
+    // DPoP: a fresh key pair per login; openid-client answers a `use_dpop_nonce` challenge once.
+    const dpop = this.cfg.dpop ? await createDPoPKey() : undefined;
     const currentUrl = new URL(this.cfg.redirectUri);
     currentUrl.searchParams.set('code', params.code);
     currentUrl.searchParams.set('state', params.state);
@@ -369,17 +417,26 @@ export class AuthorizationServer {
     let res;
     try {
       res = await telemetryOf(this.cfg).span('code_exchange', () =>
-        client.authorizationCodeGrant(config, currentUrl, {
-          pkceCodeVerifier: checks.codeVerifier,
-          expectedState: checks.state,
-          expectedNonce: checks.nonce,
-          idTokenExpected: this.cfg.openid,
-        }),
+        client.authorizationCodeGrant(
+          config,
+          currentUrl,
+          {
+            pkceCodeVerifier: checks.codeVerifier,
+            expectedState: checks.state,
+            expectedNonce: checks.nonce,
+            idTokenExpected: this.cfg.openid,
+          },
+          undefined,
+          dpop ? { DPoP: client.getDPoPHandle(config, dpop.key) } : undefined,
+        ),
       );
     } catch (err) {
       throw toProviderError(err, 'Code exchange');
     }
-    return toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims);
+    const set = toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims, { dpop: !!dpop });
+    // The key is kept only when the provider bound the tokens to it (`token_type: DPoP`).
+    if (dpop && set.token_type === 'DPoP') set.dpop = dpop.material;
+    return set;
   }
 
   /**
@@ -388,14 +445,23 @@ export class AuthorizationServer {
    * token substitution). Without one (plain OAuth 2.0, e.g. GitHub's `/user`, which has no `sub`), the endpoint is
    * read as a protected resource: a JSON object is all that is required.
    */
-  async userInfo(accessToken: string, sub: string | undefined): Promise<Record<string, unknown>> {
+  async userInfo(accessToken: string, sub: string | undefined, dpop?: DPoPKeyMaterial): Promise<Record<string, unknown>> {
     const config = this.require();
+    const options = dpop ? { DPoP: client.getDPoPHandle(config, await dpopKey(dpop)) } : undefined;
     let body: unknown;
     try {
-      if (sub !== undefined) body = await client.fetchUserInfo(config, accessToken, sub);
+      if (sub !== undefined) body = await client.fetchUserInfo(config, accessToken, sub, options);
       else {
         const url = new URL(config.serverMetadata().userinfo_endpoint!);
-        const res = await client.fetchProtectedResource(config, accessToken, url, 'GET', undefined, new Headers({ accept: 'application/json' }));
+        const res = await client.fetchProtectedResource(
+          config,
+          accessToken,
+          url,
+          'GET',
+          undefined,
+          new Headers({ accept: 'application/json' }),
+          options,
+        );
         if (res.status !== 200) {
           throw new ProviderError('token_endpoint_error', `Userinfo: the provider answered with unexpected status ${res.status}.`, {
             transient: res.status >= 500,
@@ -421,15 +487,17 @@ export class AuthorizationServer {
   }
 
   /** Refresh (RFC 6749 §6). */
-  async refresh(refreshToken: string): Promise<TokenSet> {
+  async refresh(refreshToken: string, dpop?: DPoPKeyMaterial): Promise<TokenSet> {
     const config = this.require();
+    // The login's key, never a new one: the binding must not change (RFC 9449 §5).
+    const options = dpop ? { DPoP: client.getDPoPHandle(config, await dpopKey(dpop)) } : undefined;
     let res;
     try {
-      res = await telemetryOf(this.cfg).span('refresh', () => client.refreshTokenGrant(config, refreshToken));
+      res = await telemetryOf(this.cfg).span('refresh', () => client.refreshTokenGrant(config, refreshToken, undefined, options));
     } catch (err) {
       throw toProviderError(err, 'Refresh');
     }
-    return toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims);
+    return toTokenSet(res, res.id_token ? res.claims() : undefined, this.cfg.userClaims, { dpop: !!dpop });
   }
 
   /** RFC 7009 revocation; resolves false when the provider has no revocation endpoint. */

@@ -11,6 +11,7 @@ import axios, {
 } from 'axios';
 import type { ResolvedConfig } from './config.js';
 import { telemetryOf } from './telemetry.js';
+import { NonceCache, createProof, isNonceChallenge, proofTarget, readNonce, type DPoPKey } from './dpop.js';
 import { OriginNotAllowedError, UpstreamTimeoutError, createOAuthError } from './errors.js';
 
 /** Agents shared by every per-request client of one `oauth()` instance: connections are reused, user state is not. */
@@ -31,6 +32,14 @@ export interface AccessTokenSource {
   accessToken(options?: { rejected?: string }): Promise<string>;
   /** The error to raise instead of an API's 403 with this `WWW-Authenticate` (RFC 6750 `insufficient_scope`), if any. */
   forbidden?(wwwAuthenticate: unknown, cause: unknown): Error | undefined;
+  /** The token with its DPoP key when it is DPoP-bound (RFC 9449): it is then sent with the `DPoP` scheme and a proof. */
+  credentials?(): Promise<AccessCredentials>;
+}
+
+/** An access token as sent: bearer, or DPoP-bound with the key that signs its proofs. */
+export interface AccessCredentials {
+  token: string;
+  dpop: DPoPKey | undefined;
 }
 
 const kRetried = Symbol('express-oauth-client.retried');
@@ -73,7 +82,11 @@ const IDEMPOTENT = new Set(['get', 'head', 'options', 'put', 'delete', 'trace'])
  * body that is fully in memory (a stream has been consumed by the first attempt).
  */
 function replayable(config: InternalAxiosRequestConfig): boolean {
-  if (!IDEMPOTENT.has((config.method ?? 'get').toLowerCase())) return false;
+  return IDEMPOTENT.has((config.method ?? 'get').toLowerCase()) && bodyInMemory(config);
+}
+
+/** Whether the body can be sent a second time (a stream has been consumed by the first attempt). */
+function bodyInMemory(config: InternalAxiosRequestConfig): boolean {
   const d: unknown = config.data;
   return (
     d === undefined ||
@@ -261,6 +274,8 @@ function checkedUrl(cfg: ResolvedConfig, config: InternalAxiosRequestConfig): UR
  */
 function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedClient {
   const telemetry = telemetryOf(cfg);
+  // The last DPoP-Nonce each API origin sent (RFC 9449 §8-9): server state, not user state.
+  const nonces = new NonceCache();
   const guarded: AxiosAdapter = async (config) => {
     const target = checkedUrl(cfg, config);
     const handle = (config as SourcedConfig)[SOURCE];
@@ -273,10 +288,21 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
     const headers = new AxiosHeaders(config.headers);
     // Framing is axios's and Node's to compute: a Content-Length or Transfer-Encoding from the app could
     // desync the shared keep-alive connection and splice the next user's request (token included) into
-    // this one's body. Hop-by-hop headers go too.
+    // this one's body. Hop-by-hop headers go too, and a DPoP proof is the package's to make.
     for (const name of FRAMING_HEADERS) headers.delete(name);
-    const token = await source.accessToken();
-    headers.set('Authorization', `Bearer ${token}`);
+    headers.delete('dpop');
+    const { token, dpop } = source.credentials ? await source.credentials() : { token: await source.accessToken(), dpop: undefined };
+    headers.set('Authorization', `${dpop ? 'DPoP' : 'Bearer'} ${token}`);
+    // RFC 9449 §7: a proof per request, for the final checked URL (no query or fragment) and method, bound to the token.
+    const htm = (config.method ?? 'get').toUpperCase();
+    const htu = proofTarget(target);
+    const proofs: string[] = [];
+    const sign = async () => {
+      const proof = await createProof(dpop!, htm, htu, token, nonces.get(target.origin));
+      proofs.push(proof);
+      headers.set('DPoP', proof);
+    };
+    if (dpop) await sign();
     // axios's timeout stops at the response headers; this deadline also covers a slow-drip body. It starts
     // once the token is in hand: waiting for a refresh has bounds of its own.
     const deadline = AbortSignal.timeout(cfg.httpTimeout);
@@ -311,10 +337,36 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       insecureHTTPParser: false,
     } as unknown as InternalAxiosRequestConfig;
     let forms: string[] | undefined;
+    /** Notes the API's nonce; true when the response is a nonce challenge worth answering (once, with a body that can be re-sent). */
+    const challenged = (status: number, h: unknown, retried: boolean): boolean => {
+      if (!dpop) return false;
+      const rh = h as Record<string, unknown> | undefined;
+      const nonce = readNonce(rh?.['dpop-nonce']);
+      nonces.set(target.origin, nonce);
+      return !retried && nonce !== undefined && isNonceChallenge(status, rh?.['www-authenticate']) && bodyInMemory(config);
+    };
+    const send = async (): Promise<AxiosResponse> => {
+      try {
+        const first = await httpAdapter(dispatched);
+        if (!challenged(first.status, first.headers, false)) return first;
+      } catch (err) {
+        const r = err instanceof AxiosError ? err.response : undefined;
+        if (!r || !challenged(r.status, r.headers, false)) throw err;
+      }
+      telemetry.apiCall('client', 401);
+      await sign();
+      const second = await httpAdapter(dispatched).catch((err: unknown) => {
+        const r = err instanceof AxiosError ? err.response : undefined;
+        if (r) challenged(r.status, r.headers, true);
+        throw err;
+      });
+      challenged(second.status, second.headers, true);
+      return second;
+    };
     try {
-      const response = await httpAdapter(dispatched);
+      const response = await send();
       telemetry.apiCall('client', response.status);
-      forms = tokenForms(token);
+      forms = [...tokenForms(token), ...proofs];
       scrub(response, config);
       redactHeaders(response, forms);
       const data = response.data as { prependListener?: (e: 'error', l: (err: unknown) => void) => unknown } | undefined;
@@ -326,7 +378,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       telemetry.apiCall('client', err instanceof AxiosError ? (err.response?.status ?? 0) : 0);
       scrub(err, config);
       if (err instanceof AxiosError && err.response) {
-        forms ??= tokenForms(token);
+        forms ??= [...tokenForms(token), ...proofs];
         redactHeaders(err.response, forms);
         redactBody(err.response, wanted, encoding, forms);
       }

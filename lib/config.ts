@@ -1,3 +1,4 @@
+import { resolveClientAuth, type ClientAuthMethod, type ResolvedClientAuth } from './client-auth.js';
 import { ConfigError } from './errors.js';
 import { MIN_KEY_BITS, estimateKeyBits } from './key-strength.js';
 import { ROUTES, ROUTE_NAMES, type InstanceRole, type RouteName } from './routes/table.js';
@@ -25,6 +26,10 @@ const OPTION_KEYS: KeysEnum<OAuthOptions> = {
   encryptionKey: true,
   paths: true,
   tokenEndpointAuthMethod: true,
+  clientAssertionKey: true,
+  clientAssertionAlg: true,
+  pushedAuthorizationRequests: true,
+  dpop: true,
   authorizationParams: true,
   httpTimeout: true,
   maxResponseBytes: true,
@@ -99,7 +104,14 @@ export interface ResolvedConfig {
   issuer: string | undefined;
   endpoints: ExplicitEndpoints | undefined;
   clientId: string;
-  clientSecret: string;
+  /** Undefined with `private_key_jwt`. */
+  clientSecret: string | undefined;
+  /** The client authentication method and, for `private_key_jwt`, its signing keys. */
+  clientAuth: ResolvedClientAuth;
+  /** True: always PAR; false: never (a provider that requires it is a startup error); undefined: when the metadata requires it. */
+  pushedAuthorizationRequests: boolean | undefined;
+  /** DPoP-bound tokens (RFC 9449): a key pair per login, kept in the encrypted token record. */
+  dpop: boolean;
   redirectUri: string;
   appOrigin: string;
   scope: string;
@@ -110,7 +122,7 @@ export interface ResolvedConfig {
   tokenStore: TokenStore;
   encryptionKeys: string[];
   paths: ResolvedPaths;
-  tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post';
+  tokenEndpointAuthMethod: ClientAuthMethod;
   authorizationParams: Record<string, string>;
   httpTimeout: number;
   maxResponseBytes: number;
@@ -355,14 +367,16 @@ function resolveKeys(options: OAuthOptions): string[] {
         `\`${name}\` is not random enough (an estimated ${Math.floor(bits)} bits, ${MIN_KEY_BITS} needed: words, repeats and runs are easy to guess): generate it with \`openssl rand -base64 32\`.`,
       );
     }
-    if (k === options.clientSecret) fail(`\`${name}\` must not be the client secret: generate a separate key.`);
+    if (options.clientSecret !== undefined && k === options.clientSecret) fail(`\`${name}\` must not be the client secret: generate a separate key.`);
   });
   if (new Set(keyList).size !== keyList.length) fail('`encryptionKey` lists the same key twice.');
   return keyList;
 }
 
-/** `authorizationParams` (protocol parameters cannot be overridden) and `tokenEndpointAuthMethod`. */
-function resolveProtocolOptions(options: OAuthOptions): Pick<ResolvedConfig, 'authorizationParams' | 'tokenEndpointAuthMethod'> {
+/** `authorizationParams` (protocol parameters cannot be overridden), client authentication, PAR and DPoP. */
+function resolveProtocolOptions(
+  options: OAuthOptions,
+): Pick<ResolvedConfig, 'authorizationParams' | 'tokenEndpointAuthMethod' | 'clientAuth' | 'clientSecret' | 'pushedAuthorizationRequests' | 'dpop'> {
   const authParams: Record<string, string> = {};
   if (options.authorizationParams !== undefined) {
     if (typeof options.authorizationParams !== 'object' || options.authorizationParams === null)
@@ -373,11 +387,21 @@ function resolveProtocolOptions(options: OAuthOptions): Pick<ResolvedConfig, 'au
       authParams[k] = v;
     }
   }
-  const method = options.tokenEndpointAuthMethod ?? 'client_secret_basic';
-  if (method !== 'client_secret_basic' && method !== 'client_secret_post') {
-    fail(`\`tokenEndpointAuthMethod\` must be 'client_secret_basic' or 'client_secret_post' (got ${JSON.stringify(method)}).`);
-  }
-  return { authorizationParams: authParams, tokenEndpointAuthMethod: method };
+  const clientAuth = resolveClientAuth(options, fail);
+  const par = options.pushedAuthorizationRequests;
+  if (par !== undefined && typeof par !== 'boolean') fail(`\`pushedAuthorizationRequests\` must be true or false (got ${JSON.stringify(par)}).`);
+  const dpop = options.dpop ?? false;
+  if (typeof dpop !== 'boolean') fail(`\`dpop\` must be true or false (got ${JSON.stringify(dpop)}).`);
+  // With private_key_jwt a configured secret is not used: it is not kept either.
+  const clientSecret = clientAuth.method === 'private_key_jwt' ? undefined : (options.clientSecret as string);
+  return {
+    authorizationParams: authParams,
+    tokenEndpointAuthMethod: clientAuth.method,
+    clientAuth,
+    clientSecret,
+    pushedAuthorizationRequests: par,
+    dpop,
+  };
 }
 
 /** `paths`: one per route of the instance's role, each a plain path, all different; `/oauth/<name>/...` by default when named. */
@@ -496,7 +520,7 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
   if (typeof options.clientId !== 'string' || options.clientId.length === 0) {
     fail('`clientId` is required: the client identifier registered at the provider.');
   }
-  if (typeof options.clientSecret !== 'string' || options.clientSecret.length === 0) {
+  if (options.clientSecret !== undefined && (typeof options.clientSecret !== 'string' || options.clientSecret.length === 0)) {
     fail('`clientSecret` is required: this package is a confidential client (set it from an environment variable, never in code).');
   }
 
@@ -525,7 +549,6 @@ export function resolveConfig(options: OAuthOptions): ResolvedConfig {
     ...identity,
     ...endpoints,
     clientId: options.clientId,
-    clientSecret: options.clientSecret,
     ...redirects,
     ...scope,
     ...api,

@@ -126,7 +126,7 @@ export class Refresher {
     const sub = current.record.sub;
     let tokens: TokenSet;
     try {
-      tokens = await this.server.refresh(current.record.refresh_token!);
+      tokens = await this.server.refresh(current.record.refresh_token!, current.record.dpop);
     } catch (err) {
       const perr = err instanceof ProviderError ? err : new ProviderError('token_endpoint_error', 'Refresh failed.');
       const reason = perr.oauthError ?? (perr.code === 'token_endpoint_timeout' ? 'timeout' : perr.transient ? 'unavailable' : perr.code);

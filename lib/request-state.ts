@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { AxiosInstance } from 'axios';
-import { createOAuthClient } from './client.js';
+import { createOAuthClient, type AccessCredentials } from './client.js';
+import { dpopKey } from './dpop.js';
 import { ConnectionRequiredError, LoginRequiredError, createOAuthError } from './errors.js';
 import type { AppGroup } from './app-group.js';
 import type { Instance } from './instance.js';
@@ -85,12 +86,23 @@ export class RequestTokens {
   }
 
   async accessToken(options: { rejected?: string } = {}): Promise<string> {
+    return (await this.fresh(options)).record.access_token;
+  }
+
+  /** The access token and, when it is DPoP-bound, its key (imported when the record was opened). */
+  async credentials(options: { rejected?: string } = {}): Promise<AccessCredentials> {
+    const { record } = await this.fresh(options);
+    const bound = record.token_type.toLowerCase() === 'dpop' && record.dpop !== undefined;
+    return { token: record.access_token, dpop: bound ? await dpopKey(record.dpop!) : undefined };
+  }
+
+  private async fresh(options: { rejected?: string }): Promise<LoadedRecord> {
     try {
       const current = await this.record();
       if (!current) throw new LoginRequiredError();
       const fresh = await this.instance.refresher.ensureFresh(this.sid, current, options);
       if (fresh !== current) this.loaded = Promise.resolve(fresh);
-      return fresh.record.access_token;
+      return fresh;
     } catch (err) {
       if (err instanceof LoginRequiredError) {
         this.loaded = Promise.resolve(null);

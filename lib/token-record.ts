@@ -1,4 +1,5 @@
 import { RecordUnreadableError, SessionCipher } from './crypto.js';
+import { DPoPKeyError, dpopKey, isDPoPKeyMaterial, type DPoPKeyMaterial } from './dpop.js';
 import type { TokenSet } from './token-response.js';
 
 /**
@@ -22,6 +23,11 @@ export interface TokenRecord {
   sub?: string;
   /** Epoch seconds of the write. */
   updated_at: number;
+  /**
+   * The DPoP key the tokens are bound to (RFC 9449): made at login, kept by every refresh. Present exactly
+   * when `token_type` is `DPoP`; a DPoP record without a usable key does not open ("logged out").
+   */
+  dpop?: DPoPKeyMaterial;
 }
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -39,7 +45,8 @@ export function isTokenRecord(value: unknown): value is TokenRecord {
     (r.refresh_token === undefined || typeof r.refresh_token === 'string') &&
     (r.id_token === undefined || typeof r.id_token === 'string') &&
     (r.scope === undefined || typeof r.scope === 'string') &&
-    (r.sub === undefined || typeof r.sub === 'string')
+    (r.sub === undefined || typeof r.sub === 'string') &&
+    (r.dpop === undefined ? r.token_type.toLowerCase() !== 'dpop' : isDPoPKeyMaterial(r.dpop))
   );
 }
 
@@ -63,6 +70,9 @@ export function buildRecord(tokens: TokenSet, previous?: TokenRecord, now = nowS
   if (scope) record.scope = scope;
   const sub = previous?.sub ?? tokens.sub;
   if (sub) record.sub = sub;
+  // The binding never changes: a refresh keeps the login's key.
+  const dpop = previous?.dpop ?? tokens.dpop;
+  if (dpop) record.dpop = dpop;
   return record;
 }
 
@@ -95,6 +105,13 @@ export class RecordCipher extends SessionCipher {
   override async open(sid: string, value: string): Promise<TokenRecord> {
     const record = await super.open(sid, value);
     if (!isTokenRecord(record)) throw new RecordUnreadableError('wrong shape');
+    if (record.dpop) {
+      try {
+        await dpopKey(record.dpop);
+      } catch (err) {
+        throw new RecordUnreadableError(err instanceof DPoPKeyError ? `dpop: ${err.reason}` : 'dpop');
+      }
+    }
     return record;
   }
 }

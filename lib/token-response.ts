@@ -1,3 +1,4 @@
+import type { DPoPKeyMaterial } from './dpop.js';
 import { ProviderError, safeOAuthErrorCode } from './errors.js';
 
 /**
@@ -20,6 +21,8 @@ export interface TokenSet {
   claims?: Record<string, unknown>;
   /** The provider's session id (`sid` claim of the validated ID token), for back-channel logout. */
   sid?: string;
+  /** The login's DPoP key, when the tokens are DPoP-bound (`token_type` `DPoP`). */
+  dpop?: DPoPKeyMaterial;
 }
 
 /** A token response breaks the strict parsing of RFC 6749 §5.1 in a way openid-client would let through. */
@@ -106,14 +109,21 @@ export interface TokenResponseFields {
  * §5.1: a string `access_token`, `token_type` `bearer` in any case, a numeric `expires_in`), with the
  * `claims` of its validated ID token reduced to `userClaims` of primitive values.
  */
-export function toTokenSet(res: TokenResponseFields, claims: Record<string, unknown> | undefined, userClaims: readonly string[]): TokenSet {
+export function toTokenSet(
+  res: TokenResponseFields,
+  claims: Record<string, unknown> | undefined,
+  userClaims: readonly string[],
+  { dpop = false }: { dpop?: boolean } = {},
+): TokenSet {
   if (typeof res.access_token !== 'string' || res.access_token.length === 0 || res.access_token.length > 16384) {
     throw new ProviderError('token_endpoint_error', 'Token response has no usable access_token.');
   }
-  if (typeof res.token_type !== 'string' || res.token_type.toLowerCase() !== 'bearer') {
-    throw new ProviderError('token_endpoint_error', 'Token response token_type is not bearer.');
+  // `DPoP` only when the request carried a proof (RFC 9449 §5); a provider without DPoP answers `bearer`.
+  const type = typeof res.token_type === 'string' ? res.token_type.toLowerCase() : undefined;
+  if (type !== 'bearer' && !(dpop && type === 'dpop')) {
+    throw new ProviderError('token_endpoint_error', `Token response token_type is not bearer${dpop ? ' or DPoP' : ''}.`);
   }
-  const set: TokenSet = { access_token: res.access_token, token_type: 'bearer' };
+  const set: TokenSet = { access_token: res.access_token, token_type: type === 'dpop' ? 'DPoP' : 'bearer' };
   if (res.expires_in !== undefined) {
     if (typeof res.expires_in !== 'number' || !Number.isFinite(res.expires_in) || res.expires_in < 0 || res.expires_in > 10 * 365 * 86400) {
       throw new ProviderError('token_endpoint_error', 'Token response expires_in is not a valid number.');

@@ -44,8 +44,11 @@ export interface OAuthOptions {
   jwksUri?: string;
   /** Client identifier registered at the provider. */
   clientId: string;
-  /** Client secret. Never logged, never echoed in an error. */
-  clientSecret: string;
+  /**
+   * Client secret. Never logged, never echoed in an error. Required unless `tokenEndpointAuthMethod` is
+   * `private_key_jwt` (then it is not used).
+   */
+  clientSecret?: string;
   /** Absolute redirect URI registered at the provider; sent byte-for-byte in the authorization and token requests. */
   redirectUri: string;
   /** Requested scope, as a space-separated string or an array. Default `openid` with an issuer, none otherwise. */
@@ -61,8 +64,31 @@ export interface OAuthOptions {
   encryptionKey: string | string[];
   /** Route paths. */
   paths?: OAuthPaths;
-  /** Client authentication at the token endpoint. Default `client_secret_basic`. */
-  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+  /**
+   * Client authentication at the token and PAR endpoints. Default `client_secret_basic`. `client_secret_jwt`
+   * signs an assertion with `clientSecret` (HS256, at least 32 characters); `private_key_jwt` signs it with
+   * `clientAssertionKey` (RFC 7523, OpenID Connect Core §9).
+   */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | 'private_key_jwt';
+  /**
+   * The private key(s) of `private_key_jwt`: a PEM string (PKCS#8), a private JWK, or several (an array or a
+   * JWK Set `{ keys }`, each with a distinct `kid`) for rotation: the first signs, all are published at the
+   * `jwks` route (`/oauth/jwks` by default) for providers that fetch the client's keys. Never logged or served.
+   */
+  clientAssertionKey?: string | Record<string, unknown> | Array<string | Record<string, unknown>> | { keys: Array<Record<string, unknown>> };
+  /** Signing algorithm of the assertion. Default: the JWK's `alg`, else RS256 (RSA), ES256/384/512 (EC), EdDSA (Ed25519). */
+  clientAssertionAlg?: string;
+  /**
+   * Pushed authorization requests (RFC 9126): the authorization request goes to the provider's PAR endpoint,
+   * server to server, and the browser carries only `client_id` and `request_uri`. Default: when the provider's
+   * metadata has `require_pushed_authorization_requests: true`.
+   */
+  pushedAuthorizationRequests?: boolean;
+  /**
+   * DPoP (RFC 9449): a key pair per login, kept only in the encrypted token record; the code exchange, every refresh
+   * and every `req.oauthClient` / proxy call carry a proof signed with it. Default false.
+   */
+  dpop?: boolean;
   /** Extra authorization request parameters (e.g. `prompt`, `access_type`, `audience`). Protocol parameters cannot be overridden. */
   authorizationParams?: Record<string, string>;
   /** Deadline of every request to the provider and of `req.oauthClient` calls, in ms. Default 10000. */

@@ -40,6 +40,9 @@ const NEVER = new Set([
   'cookie2',
   'authorization',
   'proxy-authorization',
+  // DPoP proofs are signed here, per request; the nonce is the proxy's business (RFC 9449 §7, §9).
+  'dpop',
+  'dpop-nonce',
   'proxy-authenticate',
   'set-cookie',
   'set-cookie2',

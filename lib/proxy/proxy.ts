@@ -10,11 +10,22 @@ import { resolveProxyOptions, type OAuthProxyOptions, type ResolvedProxy } from 
 import { mapPath } from './path.js';
 import { GuardedBody, TooLargeError, redactText, tokenForms } from './redact.js';
 import { sendProxyError } from './respond.js';
-import { oauthSeam, type OAuthSeam } from './seams.js';
+import { oauthSeam, type OAuthCredentials, type OAuthSeam } from './seams.js';
+import { NonceCache, createProof, isNonceChallenge, readNonce } from '../dpop.js';
 
 const bad = (code: 'invalid_path' | 'invalid_request', message: string) => createOAuthError(code, message);
 const upstreamError = (message: string) => createOAuthError('upstream_error', message);
 const tooLarge = () => createOAuthError('request_too_large', 'Request body too large.');
+
+/** The last DPoP-Nonce each API origin sent (RFC 9449 §9): server state, shared by all proxies of the process. */
+const nonces = new NonceCache();
+
+/** `Authorization` (Bearer, or DPoP with a fresh proof for this method and URL, RFC 9449 §7) for one upstream request. */
+async function authorization(p: ResolvedProxy, method: string, path: string, cred: OAuthCredentials): Promise<Record<string, string>> {
+  if (!cred.dpop) return { authorization: `Bearer ${cred.token}` };
+  const htu = `${p.target.origin}${path.split('?')[0]!}`;
+  return { authorization: `DPoP ${cred.token}`, dpop: await createProof(cred.dpop, method, htu, cred.token, nonces.get(p.target.origin)) };
+}
 
 const DECODERS: Record<string, () => zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress> = {
   gzip: () => zlib.createGunzip(),
@@ -89,7 +100,7 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
   if (!seam.isAuthenticated) throw seam.notLoggedIn();
   if (!seam.apiOrigins.has(p.origin)) throw new OriginNotAllowedError(p.origin);
 
-  let token = await seam.accessToken();
+  let cred = await seam.credentials();
   const ac = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -111,14 +122,24 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
           : upstreamError('The API could not be reached.');
 
   try {
-    let upstream = await send(p, seam, req, upstreamPath, token, hasBody ? req : undefined, ac.signal);
+    let upstream = await send(p, seam, req, upstreamPath, cred, hasBody ? req : undefined, ac.signal);
+    if (cred.dpop) {
+      const nonce = readNonce(upstream.headers['dpop-nonce']);
+      nonces.set(p.target.origin, nonce);
+      // A nonce challenge: answered once, when there is no streamed body to lose.
+      if (!hasBody && nonce !== undefined && isNonceChallenge(upstream.statusCode ?? 0, upstream.headers['www-authenticate'])) {
+        upstream.resume();
+        upstream = await send(p, seam, req, upstreamPath, cred, undefined, ac.signal);
+        nonces.set(p.target.origin, readNonce(upstream.headers['dpop-nonce']));
+      }
+    }
     if (upstream.statusCode === 401) {
-      const rejected = token;
+      const rejected = cred.token;
       if (!hasBody) {
         // Nothing to lose: discard this answer, refresh (unless another request already did), replay once.
         upstream.resume();
-        token = await seam.accessToken({ rejected });
-        upstream = await send(p, seam, req, upstreamPath, token, undefined, ac.signal);
+        cred = await seam.credentials({ rejected });
+        upstream = await send(p, seam, req, upstreamPath, cred, undefined, ac.signal);
       } else {
         // The body was streamed and is gone: no replay. Refresh for the next call, and pass the 401 on.
         upstream.pause();
@@ -131,19 +152,28 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
       }
     }
     seam.telemetry.apiCall('proxy', upstream.statusCode ?? 0);
-    await relay(p, res, upstream, token);
+    await relay(p, res, upstream, cred.token);
   } catch (err) {
     throw failed(err);
   }
 }
 
 /** Sends one upstream request; resolves with the response head. The request body (if any) is piped with its cap. */
-function send(p: ResolvedProxy, seam: OAuthSeam, req: Request, path: string, token: string, body: Readable | undefined, signal: AbortSignal) {
+async function send(
+  p: ResolvedProxy,
+  seam: OAuthSeam,
+  req: Request,
+  path: string,
+  cred: OAuthCredentials,
+  body: Readable | undefined,
+  signal: AbortSignal,
+) {
+  const auth = await authorization(p, req.method, path, cred);
   return new Promise<http.IncomingMessage>((resolve, reject) => {
     const headers: Record<string, string | string[]> = {
       ...pickHeaders(req.headers, p.requestHeaders),
       ...p.extra,
-      authorization: `Bearer ${token}`,
+      ...auth,
       // The body must be readable to mask a reflected token; a compressed answer is decoded anyway.
       'accept-encoding': 'identity',
     };

@@ -11,6 +11,10 @@ import { telemetryOf, type Telemetry } from '../telemetry.js';
 import { stateOf, tokensOf } from '../request-state.js';
 import { isLoggedIn, namespaceOf } from '../session.js';
 import type { Logger, OAuthUser } from '../types.js';
+import type { AccessCredentials } from '../client.js';
+
+/** An access token as the proxy sends it: bearer, or DPoP-bound with its key. */
+export type OAuthCredentials = AccessCredentials;
 
 /** What the proxy and the session endpoint need to know about the `oauth()` instance serving a request. */
 export interface OAuthSeam {
@@ -36,6 +40,8 @@ export interface OAuthSeam {
    * 401 refused (refresh unless another request already replaced it).
    */
   accessToken(options?: { rejected?: string }): Promise<string>;
+  /** The same token with its DPoP key when it is DPoP-bound (the proxy then signs a proof per request). */
+  credentials(options?: { rejected?: string }): Promise<OAuthCredentials>;
   /** When the access token expires (reads the record); `null` with no record. */
   tokenExpiry(): Promise<{ expiresAt: Date | undefined } | null>;
   /** The error for a session without this instance's login (`login_required`) or connection (`connection_required`). */
@@ -77,6 +83,7 @@ export function oauthSeam(req: Request, who: string, provider?: string): OAuthSe
     isAuthenticated: isLoggedIn(data),
     user: data?.user,
     accessToken: (options) => tokens().accessToken(options),
+    credentials: (options) => tokens().credentials(options),
     async tokenExpiry() {
       const loaded = await tokens().record();
       if (!loaded) return null;

@@ -183,7 +183,7 @@ async function exchangeAndStore(
   let userinfo: Record<string, unknown> = {};
   if (cfg.fetchUserInfo) {
     try {
-      userinfo = await server.userInfo(tokenSet.access_token, tokenSet.sub);
+      userinfo = await server.userInfo(tokenSet.access_token, tokenSet.sub, tokenSet.dpop);
     } catch (err) {
       void server.revokeQuietly(tokenSet.refresh_token, tokenSet.access_token);
       throw err;

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Instance } from '../instance.js';
 import { handleCallback } from './callback.js';
+import { handleJwks } from './jwks.js';
 import { handleLogin } from './login.js';
 import { handleLogout } from './logout.js';
 import { handleDisconnect } from './disconnect.js';
@@ -16,6 +17,7 @@ const HANDLERS: { readonly [K in RouteName]: RouteHandler } = {
   logout: handleLogout,
   disconnect: handleDisconnect,
   backchannelLogout: handleBackchannelLogout,
+  jwks: handleJwks,
 };
 
 /** A route as dispatched: its row of the table, its handler, its resolved path. */

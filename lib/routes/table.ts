@@ -25,6 +25,8 @@ export const ROUTES = {
     anyMethod: true,
     roles: ['login', 'connect'],
   },
+  /** The public keys of `private_key_jwt`, for providers that fetch them (404 with other methods). */
+  jwks: { method: 'GET', defaultPath: '/oauth/jwks', logsOwnFailures: false, roles: ['login', 'connect'] },
 } as const satisfies Record<string, RouteDescriptor>;
 
 /** One row of {@link ROUTES}. */

@@ -75,3 +75,12 @@ export async function beginLogin(
 
 /** A callback URL for this app with the given raw query. */
 export const callbackUrl = (env: TestEnv, query: string) => `${env.appUrl}/oauth/callback?${query}`;
+
+/** The private members of JWKs (and the body lines of PEMs): what must never appear in a response, log or event. */
+export function privateKeySecrets(keys: Array<Record<string, unknown> | string>): string[] {
+  return keys.flatMap((k) =>
+    typeof k === 'string'
+      ? k.split('\n').filter((l) => l.length >= 16 && !l.startsWith('-----'))
+      : ['d', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => k[m]).filter((v): v is string => typeof v === 'string'),
+  );
+}

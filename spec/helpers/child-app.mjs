@@ -25,6 +25,7 @@ const auth = oauth({
   httpTimeout: env.httpTimeout ?? 10000,
   storeTimeout: env.storeTimeout ?? 2000,
   logger: { warn: () => {}, error: () => {} },
+  ...(env.oauth ?? {}),
 });
 auth.events.on('refresh', () => events.refresh++);
 auth.events.on('refresh_failed', () => events.refresh_failed++);

@@ -11,7 +11,10 @@ export interface ChildApp {
 }
 
 /** Starts an app instance in its own process with the same stores and keys as `env`'s app. */
-export async function startChild(env: TestEnv, extra: { httpTimeout?: number; storeTimeout?: number } = {}): Promise<ChildApp> {
+export async function startChild(
+  env: TestEnv,
+  extra: { httpTimeout?: number; storeTimeout?: number; apiUrl?: string; oauth?: Record<string, unknown> } = {},
+): Promise<ChildApp> {
   const config = {
     issuer: env.provider.issuer,
     clientId: CLIENT_ID,

@@ -137,7 +137,8 @@ export interface TestEnv {
 }
 
 export interface EnvOptions {
-  provider?: Partial<ProviderOptions>;
+  /** Provider options; a function gets the app's URL (e.g. a client `jwks_uri` served by the app). */
+  provider?: Partial<ProviderOptions> | ((appUrl: string) => Partial<ProviderOptions>);
   oauth?: Partial<OAuthOptions> | ((provider: TestProvider, api: ResourceServer) => Partial<OAuthOptions>);
   /** Adds routes before the standard ones. */
   routes?: (app: Express) => void;
@@ -174,7 +175,7 @@ export async function createEnv(options: EnvOptions = {}): Promise<TestEnv> {
       redirectUris: [`${appUrl}/oauth/callback`],
       postLogoutRedirectUris: [`${appUrl}/`],
       ...(options.backchannelLogout ? { backchannelLogoutUri: `${appUrl}/oauth/backchannel-logout` } : {}),
-      ...options.provider,
+      ...(typeof options.provider === 'function' ? options.provider(appUrl) : options.provider),
     }));
   const api = shared?.api ?? (await startResourceServer(provider));
   const redis = options.redis ?? shared?.redis ?? (await connectRedis());

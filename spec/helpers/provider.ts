@@ -14,6 +14,8 @@ export interface ProviderCounters {
   refreshErrors: number;
   revocations: number;
   authorizationRequests: number;
+  /** Pushed authorization requests received (RFC 9126). */
+  parRequests: number;
 }
 
 /** A fault the token endpoint should produce instead of answering normally. */
@@ -74,7 +76,17 @@ export interface ProviderOptions {
   redirectUris: string[];
   postLogoutRedirectUris?: string[];
   accessTokenTtl?: number;
-  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | 'private_key_jwt';
+  /** The client's public keys (private_key_jwt), inline in its registration. */
+  clientJwks?: { keys: Array<Record<string, unknown>> };
+  /** The client's `jwks_uri` instead (the provider fetches the keys). */
+  clientJwksUri?: string;
+  /** PAR: `require_pushed_authorization_requests` for the whole provider (metadata). */
+  requirePar?: boolean;
+  /** DPoP nonces required at the token endpoint (features.dPoP.requireNonce). */
+  dpopRequireNonce?: boolean;
+  /** Bind access tokens to DPoP only when the client asks (default oidc-provider behaviour); `true` forces DPoP for this client. */
+  dpopBoundAccessTokens?: boolean;
   /** Extra claims of each account; `use` is `id_token` or `userinfo` (claims only userinfo returns). */
   accountClaims?: (id: string, use: string) => Record<string, unknown>;
   /** Register additional koa middleware at the front (fault injection). */
@@ -96,6 +108,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
     refreshErrors: 0,
     revocations: 0,
     authorizationRequests: 0,
+    parRequests: 0,
   };
   let fault: { fault: TokenFault; grant: string | undefined } | undefined;
   const pathFaults = new Map<string, TokenFault>();
@@ -115,6 +128,10 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
         response_types: ['code'],
         token_endpoint_auth_method: options.tokenEndpointAuthMethod ?? 'client_secret_basic',
         ...(options.backchannelLogoutUri ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
+        // Re-parsed here: oidc-provider wants plain objects of its own realm (`constructor === Object`).
+        ...(options.clientJwks ? { jwks: JSON.parse(JSON.stringify(options.clientJwks)) as never } : {}),
+        ...(options.clientJwksUri ? { jwks_uri: options.clientJwksUri } : {}),
+        ...(options.dpopBoundAccessTokens ? { dpop_bound_access_tokens: true } : {}),
       },
     ],
     jwks: { keys: [signingJwk as never] },
@@ -125,6 +142,11 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
       introspection: { enabled: true },
       rpInitiatedLogout: { enabled: true },
       ...(options.backchannelLogoutUri ? { backchannelLogout: { enabled: true } } : {}),
+      dPoP: {
+        enabled: true,
+        ...(options.dpopRequireNonce ? { nonceSecret: Buffer.alloc(32, 7), requireNonce: () => true } : {}),
+      },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: options.requirePar ?? false },
     },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'picture'] },
     conformIdTokenClaims: false,
@@ -172,6 +194,7 @@ export async function startProvider(options: ProviderOptions): Promise<TestProvi
 
   provider.use(async (ctx, next) => {
     if (ctx.path === '/auth') counters.authorizationRequests++;
+    if (ctx.path === '/request' && ctx.method === 'POST') counters.parRequests++;
     const pf = pathFaults.get(ctx.path);
     if (pf) {
       await pf.before?.();

@@ -96,6 +96,19 @@ const VARIANTS = [
   { id: 'eoc-redis', kind: 'eoc-redis', label: 'express-openid-connect (Redis)', note: 'session.store = connect-redis (tokens in plaintext in Redis)' },
 ];
 if (settings.aa) VARIANTS.push({ id: 'pkg-aa', kind: 'pkg', label: 'express-oauth-client (A/A copy)', note: 'a second process of the package, for the A/A comparison' });
+/**
+ * Variants measured on P2 only, in the same rounds (the order rotating with the others), and left out of P1, P3, P4
+ * and P5: `pkg-dpop` is the package with `dpop: true` (issue 16), reported as the cost of DPoP against `pkg`.
+ */
+const P2_ONLY = [
+  {
+    id: 'pkg-dpop',
+    kind: 'pkg-dpop',
+    label: 'express-oauth-client with DPoP',
+    note: 'the package with dpop: true: DPoP-bound tokens, an ES256 proof signed per API call; the API checks the proof and cnf.jkt',
+    p2Only: true,
+  },
+];
 
 const log = (msg) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -200,7 +213,7 @@ function commandLine() {
 
 async function main() {
   const started = new Date();
-  log(`run ${runId}: ${quick ? 'quick' : 'full'} (${settings.rounds} round(s) x ${settings.durationSec} s, ${settings.connections} connections, variants: ${VARIANTS.map((v) => v.id).join(', ')})`);
+  log(`run ${runId}: ${quick ? 'quick' : 'full'} (${settings.rounds} round(s) x ${settings.durationSec} s, ${settings.connections} connections, variants: ${VARIANTS.map((v) => v.id).join(', ')}; P2 only: ${P2_ONLY.map((v) => v.id).join(', ')})`);
   redis = await connectRedis(REDIS_URL, 5000).catch((err) => {
     throw new Error(`Redis is not reachable at ${REDIS_URL} (${err.message}). Start it: redis-server --daemonize yes --port 6379 --save "" --appendonly no`);
   });
@@ -224,7 +237,7 @@ async function main() {
 
   // 2. One process per variant; each logs in once and reuses its cookie.
   const apps = [];
-  for (const v of VARIANTS) {
+  for (const v of [...VARIANTS, ...P2_ONLY]) {
     const child = await startApp(v.id, v, `${PREFIX}${v.id}:`, { profile: settings.profile && (v.id === 'pkg' || v.id === 'baseline') });
     if (settings.pinning && !pin(child.pid, settings.pinning.appCpus)) throw new Error(`could not pin ${v.id} (pid ${child.pid})`);
     const login = await checkedLogin(loadgen, child.info.url);
@@ -238,6 +251,7 @@ async function main() {
     { id: 'P1', path: '/p1' },
     { id: 'P2', path: '/p2' },
   ];
+  const appsFor = (scenario) => apps.filter((a) => !a.variant.p2Only || scenario.id === 'P2');
   // Also the app process's CPU time per request (all its threads): steadier than req/s when other work
   // shares the machine, and it counts what runs off the main thread (libuv pool, e.g. WebCrypto jobs).
   const load = async (app, scenario, durationSec) => {
@@ -255,7 +269,7 @@ async function main() {
 
   // 3. Warm-up (not recorded).
   for (const scenario of SCENARIOS) {
-    for (const app of apps) await load(app, scenario, settings.warmupSec);
+    for (const app of appsFor(scenario)) await load(app, scenario, settings.warmupSec);
   }
   log('warm-up done');
 
@@ -289,7 +303,8 @@ async function main() {
       // The order rotates by one each round (A B C D E, B C D E A, ...): every variant runs in every
       // position equally often, so whatever precedes a measurement (the login batch, another variant's
       // garbage collection) cannot favour one variant.
-      const order = apps.map((_, k) => apps[(k + round - 1) % apps.length]);
+      const runs = appsFor(scenario);
+      const order = runs.map((_, k) => runs[(k + round - 1) % runs.length]);
       for (const app of order) {
         const r = await load(app, scenario, settings.durationSec);
         const bad = r.non2xx + r.errors + r.timeouts;
@@ -313,7 +328,7 @@ async function main() {
       } else log(`warning: ${scenario.id} round ${round}: other work used up to ${worst.toFixed(2)} cores`);
     }
     if (!extra) {
-      for (const app of apps) {
+      for (const app of apps.filter((a) => !a.variant.p2Only)) {
         await provider.request('reset');
         const batch = [];
         for (let i = 0; i < settings.loginsPerRound; i++) batch.push(await checkedLogin(loadgen, app.url));
@@ -336,7 +351,8 @@ async function main() {
       .map((sc) => {
         const base = samples.find((x) => x.round === round && x.scenario === sc.id && x.variant === 'baseline');
         const pkg = samples.find((x) => x.round === round && x.scenario === sc.id && x.variant === 'pkg');
-        return `${sc.id} pkg ${pkg.rps.toFixed(0)} req/s vs baseline ${base.rps.toFixed(0)} (${(pkg.rps / base.rps).toFixed(3)}x)${pkg.disturbed ? ' [disturbed]' : ''}`;
+        const dpop = samples.find((x) => x.round === round && x.scenario === sc.id && x.variant === 'pkg-dpop');
+        return `${sc.id} pkg ${pkg.rps.toFixed(0)} req/s vs baseline ${base.rps.toFixed(0)} (${(pkg.rps / base.rps).toFixed(3)}x)${dpop ? `, with DPoP ${dpop.rps.toFixed(0)} (${(dpop.rps / pkg.rps).toFixed(3)}x)` : ''}${pkg.disturbed ? ' [disturbed]' : ''}`;
       })
       .join('; ');
     log(`round ${round}${extra ? ' (extra)' : `/${settings.rounds}`}: ${line}`);
@@ -469,7 +485,8 @@ function summarize({ started, finished, samples: allSamples, logins, storms, mem
   const usable = (scenario) => {
     const mine = allSamples.filter((x) => x.scenario === scenario);
     const quiet = mine.filter((x) => !x.disturbed);
-    return quiet.length >= 5 * VARIANTS.length ? quiet : mine;
+    const perRound = VARIANTS.length + (scenario === 'P2' ? P2_ONLY.length : 0);
+    return quiet.length >= 5 * perRound ? quiet : mine;
   };
   const samples = [...usable('P1'), ...usable('P2')];
   const roundsOf = (scenario) => [...new Set(samples.filter((s) => s.scenario === scenario).map((s) => s.round))];
@@ -510,6 +527,31 @@ function summarize({ started, finished, samples: allSamples, logins, storms, mem
   const P1 = scenarioSummary('P1');
   const P2 = scenarioSummary('P2');
   const pkgVsEocRedis = ratioSeries('P2', 'pkg', 'eoc-redis');
+  // The cost of DPoP on P2: the package with dpop: true against the package without, round by round.
+  const dpopSamples = samples.filter((s) => s.scenario === 'P2' && s.variant === 'pkg-dpop');
+  const dpopRatios = ratioSeries('P2', 'pkg-dpop', 'pkg');
+  const dpopCpuRatios = roundsOf('P2')
+    .map((round) => {
+      const a = dpopSamples.find((s) => s.round === round);
+      const b = samples.find((s) => s.round === round && s.scenario === 'P2' && s.variant === 'pkg');
+      return a && b ? a.cpuUs / b.cpuUs : NaN;
+    })
+    .filter(Number.isFinite);
+  const dpop = dpopSamples.length
+    ? {
+        rps: median(dpopSamples.map((s) => s.rps)),
+        p99: median(dpopSamples.map((s) => s.p99)),
+        cpuUs: median(dpopSamples.map((s) => s.cpuUs)),
+        failed: dpopSamples.reduce((a, s) => a + s.failed, 0),
+        ratio: median(dpopRatios),
+        ratioMin: min(dpopRatios),
+        ratioMax: max(dpopRatios),
+        cpuRatio: median(dpopCpuRatios),
+        cpuExtraUs: median(dpopSamples.map((s) => s.cpuUs)) - P2.pkg.cpuUs,
+        pkgRps: P2.pkg.rps,
+        pkgCpuUs: P2.pkg.cpuUs,
+      }
+    : undefined;
   const aa = settings.aa
     ? Object.fromEntries(
         ['P1', 'P2'].map((sc) => {
@@ -612,7 +654,8 @@ function summarize({ started, finished, samples: allSamples, logins, storms, mem
       redisKeysLeftByApps: leftover,
     },
     variants: VARIANTS.map(({ id, label, note }) => ({ id, label, note })),
-    summary: { P1, P2, P2vsEocRedis: { ratio: median(pkgVsEocRedis), ratioMin: min(pkgVsEocRedis), ratioMax: max(pkgVsEocRedis) }, P3, P4, P5, aa, P6: p6.summary },
+    p2OnlyVariants: P2_ONLY.map(({ id, label, note }) => ({ id, label, note })),
+    summary: { P1, P2, dpop, P2vsEocRedis: { ratio: median(pkgVsEocRedis), ratioMin: min(pkgVsEocRedis), ratioMax: max(pkgVsEocRedis) }, P3, P4, P5, aa, P6: p6.summary },
     targets,
     raw: { samples: allSamples, logins, storms, discarded, p6: p6.samples },
   };

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import session from 'express-session';
-import { OAuthError, oauthErrorHandler, requireAuth } from 'express-oauth-client';
-import { errorPage, homePage, profilePage } from './pages.js';
+import { OAuthError, asyncHandler, oauthErrorHandler, requireAuth } from 'express-oauth-client';
+import { errorPage, homePage, profilePage, sessionsPage } from './pages.js';
 import { mountSpa } from './spa.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -49,14 +49,32 @@ async function connectionData(req, connection, log) {
 }
 
 /**
+ * Cross-site request forgery: the same check as the package's logout. Browsers send `Sec-Fetch-Site` (or at least
+ * `Origin`) on every POST; a request with neither must carry a header a cross-site form cannot set.
+ */
+function isSameOrigin(req, appOrigin) {
+  const site = req.get('sec-fetch-site');
+  if (site !== undefined) return site === 'same-origin';
+  const origin = req.get('origin');
+  if (origin !== undefined) return origin === appOrigin;
+  return req.get('x-requested-with') !== undefined;
+}
+
+/** What the "Your devices" page shows of a login: when, which browser, whether it is this one. Never a session id. */
+function deviceView(s) {
+  return { loginAt: s.loginAt.toISOString(), userAgent: s.userAgent ?? null, current: s.current };
+}
+
+/**
  * Builds the Express app around an `oauth()` middleware (the login) and, optionally, a second one with
  * `role: 'connect'` (an API account linked to the login: GitHub).
  * @param {{ auth: import('express-oauth-client').OAuthMiddleware, sessionStore: import('express-session').Store,
- *   sessionSecret: string, secureCookies: boolean, apiPath: string, providerName: string, log: (line: string) => void,
+ *   sessionSecret: string, secureCookies: boolean, appUrl: string, apiPath: string, providerName: string, log: (line: string) => void,
  *   apiBaseUrl?: string | string[],
  *   connection?: { auth: import('express-oauth-client').OAuthMiddleware, name: string, label: string, apiPath: string } }} options
  */
-export function createApp({ auth, sessionStore, sessionSecret, secureCookies, apiPath, providerName, log, apiBaseUrl, connection }) {
+export function createApp({ auth, sessionStore, sessionSecret, secureCookies, appUrl, apiPath, providerName, log, apiBaseUrl, connection }) {
+  const appOrigin = new URL(appUrl).origin;
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
@@ -134,6 +152,40 @@ export function createApp({ auth, sessionStore, sessionSecret, secureCookies, ap
       res.status(502).json({ error: 'api_unavailable', message: describeApiError(err) });
     }
   });
+
+  // "Your devices": the user's logins in this app (auth.sessions, issue 15), with "Sign out of all other devices".
+  app.get(
+    '/sessions',
+    requireAuth(),
+    asyncHandler(async (req, res) => {
+      const sub = req.oauth.user?.sub;
+      // Without a `sub` (a provider with no ID token) the package keeps no index of the user's logins.
+      const devices = sub ? (await auth.sessions.list(sub, { current: req })).map(deviceView) : undefined;
+      const ended = /^\d{1,4}$/.test(String(req.query.ended ?? '')) ? Number(req.query.ended) : undefined;
+      res
+        .set('Cache-Control', 'no-store')
+        .type('html')
+        .send(sessionsPage({ user: req.oauth.user, devices, ended }));
+    }),
+  );
+
+  // Same-origin POST only (a cross-site form must not sign the user out of their other devices).
+  app.post(
+    '/sessions/end-others',
+    requireAuth(),
+    asyncHandler(async (req, res) => {
+      if (!isSameOrigin(req, appOrigin)) {
+        return void res
+          .status(403)
+          .type('html')
+          .send(errorPage({ title: 'Request refused', message: 'Cross-site request refused.' }));
+      }
+      const sub = req.oauth.user?.sub;
+      const ended = sub ? await auth.sessions.revokeAll(sub, { except: req }) : 0;
+      log(`Signed out of ${ended} other device(s).`);
+      res.redirect(303, `/sessions?ended=${ended}`);
+    }),
+  );
 
   // Renders the package's errors: login_required redirects pages to login and gives JSON callers a 401.
   app.use(oauthErrorHandler());

@@ -30,7 +30,8 @@ const USERS = {
 /**
  * Starts oidc-provider on 127.0.0.1 with one confidential client (the example app) and one resource
  * server client (the API, which may only introspect). Refresh tokens are always issued and rotated on
- * every use; reusing a rotated one revokes the grant.
+ * every use; reusing a rotated one revokes the grant. With `client.backchannelLogoutUri`, the client is
+ * registered for back-channel logout (with `sid` in its ID tokens).
  *
  * `onTokens` receives every token response body the token endpoint sends (for the end-to-end test's check that
  * none of them reaches the browser).
@@ -51,6 +52,8 @@ export async function startLocalProvider({ port, accessTokenTtl, client, apiClie
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
+        // OpenID Connect Back-Channel Logout: a sign-out here ends the app's sessions of that provider session.
+        ...(client.backchannelLogoutUri ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
       },
       {
         client_id: apiClient.id,
@@ -75,6 +78,7 @@ export async function startLocalProvider({ port, accessTokenTtl, client, apiClie
         allowedPolicy: async (_ctx, caller, token) => caller.clientId === apiClient.id && token.kind === 'AccessToken',
       },
       rpInitiatedLogout: { enabled: true, logoutSource },
+      backchannelLogout: { enabled: true },
     },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     // Put the profile and email claims in the ID token: that is where the package reads the user from.

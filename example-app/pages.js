@@ -5,7 +5,7 @@ export const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => ENT
 
 function layout({ title, body, user }) {
   const nav = user
-    ? `<nav><a href="/profile">Profile</a>
+    ? `<nav><a href="/profile">Profile</a> <a href="/sessions">Devices</a>
         <form method="post" action="/oauth/logout" class="inline"><button type="submit" class="link">Log out</button></form></nav>`
     : '';
   return `<!doctype html>
@@ -111,9 +111,81 @@ export function profilePage({ user, tokenInfo, api, apiError, connection }) {
   <span id="api-status" role="status" aria-live="polite"></span></p>
 </section>
 ${connectionCard(connection)}
+<section class="card wide" id="devices-link">
+  <h2>Your devices</h2>
+  <p class="muted">Every browser where you are logged in to this app, and a button to sign out of all the others.</p>
+  <p><a class="button secondary" href="/sessions">See your devices</a></p>
+</section>
 </div>
 <script src="/static/profile.js" defer></script>`;
   return layout({ title: 'Profile', body, user: user ?? {} });
+}
+
+/** A readable name for a User-Agent string ("Chrome on Linux"), the full string in a tooltip. */
+function browserName(ua) {
+  if (!ua) return 'Unknown browser';
+  const browser = /Edg\//.test(ua)
+    ? 'Edge'
+    : /Firefox\//.test(ua)
+      ? 'Firefox'
+      : /Chrom(e|ium)\//.test(ua)
+        ? 'Chrome'
+        : /Safari\//.test(ua)
+          ? 'Safari'
+          : 'Browser';
+  const os = /Android/.test(ua)
+    ? 'Android'
+    : /iPhone|iPad/.test(ua)
+      ? 'iOS'
+      : /Windows/.test(ua)
+        ? 'Windows'
+        : /Mac OS X/.test(ua)
+          ? 'macOS'
+          : /Linux/.test(ua)
+            ? 'Linux'
+            : '';
+  return os ? `${browser} on ${os}` : browser;
+}
+
+/**
+ * "Your devices": the user's logins in this app, from `auth.sessions.list()` (login time, browser, this one or not;
+ * never a session id), and a same-origin POST form that signs out of all the others.
+ */
+export function sessionsPage({ user, devices, ended }) {
+  const notice =
+    ended !== undefined
+      ? `<p class="notice" id="ended" role="status" data-ended="${esc(ended)}">Signed out of ${esc(ended)} other ${ended === 1 ? 'device' : 'devices'}.</p>`
+      : '';
+  if (!devices) {
+    const body = `<h1>Your devices</h1>
+<section class="card wide"><p class="muted">This provider gives no user id (no ID token): the app cannot list your logins.</p></section>`;
+    return layout({ title: 'Your devices', body, user: user ?? {} });
+  }
+  const rows = devices
+    .map(
+      (d) => `<li class="device"${d.current ? ' data-current="true"' : ''}>
+    <strong title="${esc(d.userAgent ?? '')}" class="device-name">${esc(browserName(d.userAgent))}</strong>${d.current ? ' <span class="badge" id="this-device">this device</span>' : ''}
+    <span class="muted">logged in <time datetime="${esc(d.loginAt)}">${esc(d.loginAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</time></span>
+    <span class="muted device-agent">${esc(d.userAgent ?? '(browser not recorded)')}</span>
+  </li>`,
+    )
+    .join('\n  ');
+  const others = devices.filter((d) => !d.current).length;
+  const body = `<h1>Your devices</h1>
+${notice}
+<section class="card wide">
+  <h2>Where you are logged in</h2>
+  <p class="muted">From <code>auth.sessions.list()</code>: each login's time and browser, never its session id or tokens.</p>
+  <ul class="devices" id="devices" data-count="${devices.length}">
+  ${rows || '<li class="muted">No active login found.</li>'}
+  </ul>
+  ${
+    others > 0
+      ? `<form method="post" action="/sessions/end-others"><button type="submit" class="button" id="end-others">Sign out of all other devices</button></form>`
+      : '<p class="muted" id="no-others">You are logged in on this device only.</p>'
+  }
+</section>`;
+  return layout({ title: 'Your devices', body, user: user ?? {} });
 }
 
 export function errorPage({ title, message, user }) {

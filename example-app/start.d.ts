@@ -35,6 +35,8 @@ export interface RunningExample {
     refreshes: number;
     refreshFailures: number;
     logouts: number;
+    /** Logins ended from elsewhere (`session_ended`: back-channel logout, "sign out of other devices"). */
+    sessionsEnded: number;
     /** Events of the connection (`oauth({ name: 'github', role: 'connect' })`). */
     connects: number;
     connectRefreshes: number;

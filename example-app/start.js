@@ -217,7 +217,7 @@ export async function startExample(options = {}) {
     logs.push(line);
     if (!options.quiet) console.log(line);
   };
-  const stats = { logins: 0, refreshes: 0, refreshFailures: 0, logouts: 0, connects: 0, connectRefreshes: 0, disconnects: 0 };
+  const stats = { logins: 0, refreshes: 0, refreshFailures: 0, logouts: 0, sessionsEnded: 0, connects: 0, connectRefreshes: 0, disconnects: 0 };
   const issued = { access: new Set(), refresh: new Set(), id: new Set() };
   const connectIssued = { access: new Set(), refresh: new Set() };
   const closers = [];
@@ -254,6 +254,7 @@ export async function startExample(options = {}) {
         secret: env.CLIENT_SECRET ?? ephemeral(),
         redirectUri,
         postLogoutRedirectUri: `${appUrl}/`,
+        backchannelLogoutUri: `${appUrl}/oauth/backchannel-logout`,
       };
       const apiClient = { id: 'example-api', secret: ephemeral() };
       const accessTokenTtl = options.accessTokenTtl ?? numberFrom(env.ACCESS_TOKEN_TTL, 'ACCESS_TOKEN_TTL', 60);
@@ -363,6 +364,10 @@ export async function startExample(options = {}) {
       warn: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
       error: (message, meta) => log(`express-oauth-client: ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`),
     };
+    // Back-channel logout needs an OpenID provider that knows our backchannel_logout_uri: the local one registers
+    // it; with another provider, set BACKCHANNEL_LOGOUT=1 once you have registered `${appUrl}/oauth/backchannel-logout`.
+    const scopes = providerOptions.scope === undefined ? ['openid'] : [providerOptions.scope].flat().join(' ').split(/\s+/);
+    const backchannelLogout = scopes.includes('openid') && (local || env.BACKCHANNEL_LOGOUT === '1');
     const auth = oauth({
       ...providerOptions,
       redirectUri,
@@ -370,12 +375,19 @@ export async function startExample(options = {}) {
       tokenStore,
       encryptionKey,
       logger,
+      backchannelLogout,
+      // The "Your devices" page shows each login's browser.
+      sessionUserAgent: true,
     });
     closers.push(async () => auth.close());
     auth.events.on('login', () => stats.logins++);
     auth.events.on('refresh', () => stats.refreshes++);
     auth.events.on('refresh_failed', () => stats.refreshFailures++);
     auth.events.on('logout', () => stats.logouts++);
+    auth.events.on('session_ended', ({ reason }) => {
+      stats.sessionsEnded++;
+      log(`A session ended (${reason}).`);
+    });
     await auth.ready();
 
     let connection;
@@ -404,6 +416,7 @@ export async function startExample(options = {}) {
       sessionStore,
       sessionSecret: env.SESSION_SECRET ?? ephemeral(),
       secureCookies: appUrl.startsWith('https:'),
+      appUrl,
       apiPath,
       providerName,
       log,

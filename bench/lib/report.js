@@ -32,6 +32,16 @@ function outsideLine(o) {
   );
 }
 
+/** "DPoP cost on P2": the package with `dpop: true` against the package without, in the same rounds. */
+export function dpopLine(d) {
+  return (
+    `**DPoP cost on P2** (the package with \`dpop: true\`, P2 only, same rounds): ${fmt(d.rps)} req/s vs ${fmt(d.pkgRps)} without DPoP, ` +
+    `${ratio(d.ratio, d.ratioMin, d.ratioMax)}; app CPU ${fmt(d.cpuUs)} µs/req vs ${fmt(d.pkgCpuUs)} (${fmt(d.cpuRatio, 2)}x, ${d.cpuExtraUs >= 0 ? '+' : ''}${fmt(d.cpuExtraUs)} µs; ` +
+    `the package signs a DPoP proof per API call); p99 ${fmt(d.p99, 1)} ms. The API also checks each proof (its own CPU, outside the app's).` +
+    (d.failed ? ` **${d.failed} failed responses.**` : '')
+  );
+}
+
 export function renderMarkdown(result) {
   const { summary, variants, targets, meta } = result;
   const { P1, P2, P3, P4, P5 } = summary;
@@ -57,6 +67,7 @@ export function renderMarkdown(result) {
       `P2 of the package against express-openid-connect with the Redis store: ${ratio(summary.P2vsEocRedis.ratio, summary.P2vsEocRedis.ratioMin, summary.P2vsEocRedis.ratioMax)}. ` +
       'App CPU µs/req: CPU time of the app process (all threads) per request, median over rounds, (ratio to the baseline); it moves less than req/s when other work shares the machine.',
   );
+  if (summary.dpop) lines.push('', dpopLine(summary.dpop));
   const failed = variants.filter((v) => P1[v.id].failed + P2[v.id].failed > 0);
   if (failed.length) lines.push('', `Failed responses during load: ${failed.map((v) => `${v.label} ${P1[v.id].failed + P2[v.id].failed}`).join(', ')}.`);
   if (summary.aa) {
@@ -103,7 +114,7 @@ export function renderMarkdown(result) {
   lines.push('### Targets (issue 14)', '', '| Target | Measured | Met |', '|---|---|---|');
   for (const t of targets) lines.push(`| ${t.text} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
   lines.push('', '### Variants', '');
-  for (const v of variants) lines.push(`- **${v.label}**: ${v.note}.`);
+  for (const v of [...variants, ...(result.p2OnlyVariants ?? [])]) lines.push(`- **${v.label}**: ${v.note}.`);
   lines.push('', `Versions: ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
   return `${lines.join('\n')}\n`;
 }

@@ -13,6 +13,8 @@ import { connectRedis, deleteByPrefix } from '../lib/redis.js';
 
 const VARIANTS = {
   pkg: '../variants/pkg.js',
+  // P2 only: the package with DPoP, against the package without (run.js P2_ONLY).
+  'pkg-dpop': '../variants/pkg-dpop.js',
   baseline: '../variants/baseline.js',
   'eoc-cookie': '../variants/eoc.js',
   'eoc-redis': '../variants/eoc.js',

@@ -6,6 +6,7 @@
  * It counts what reaches it (token requests by grant, refresh successes and errors) and times every
  * request on the server side, by kind: the orchestrator reads and resets these over IPC. The access-token
  * lifetime can be changed at run time (`setAccessTokenTtl`) to log in with a token that expires soon.
+ * DPoP (RFC 9449) is enabled: a client that sends a proof gets DPoP-bound tokens (`cnf.jkt`), the others bearer ones.
  */
 import http from 'node:http';
 import Provider from 'oidc-provider';
@@ -63,6 +64,9 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: true },
     revocation: { enabled: true },
+    // RFC 9449: tokens are bound only when the client sends a DPoP proof (the pkg-dpop variant); every other
+    // variant gets bearer tokens exactly as before.
+    dPoP: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => API_RESOURCE,

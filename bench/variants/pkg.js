@@ -3,7 +3,7 @@ import express from 'express';
 import { boundedSessionStore, oauth, oauthErrorHandler, requireAuth, RedisTokenStore } from 'express-oauth-client';
 import { finalErrorHandler, healthz, logger, redisSession } from './common.js';
 
-export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, clientSecret, sessionSecret, encryptionKey, scope }) {
+export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, clientSecret, sessionSecret, encryptionKey, scope, dpop = false }) {
   const auth = oauth({
     issuer,
     clientId,
@@ -15,6 +15,8 @@ export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, c
     encryptionKey,
     paths: { login: '/login' },
     logger,
+    // The pkg-dpop variant (variants/pkg-dpop.js): DPoP-bound tokens, a proof per API call.
+    ...(dpop ? { dpop: true } : {}),
   });
   await auth.ready();
   // Diagnostics for the storm report: how long each refresh took inside this process (the package's own

@@ -42,8 +42,13 @@ export function isDPoPKeyMaterial(value: unknown): value is DPoPKeyMaterial {
   return jwk.kty === 'EC' && jwk.crv === 'P-256' && ['x', 'y', 'd'].every((m) => typeof jwk[m] === 'string' && B64URL.test(jwk[m]));
 }
 
-/** Keys already imported, per material object (records are cached as objects, so a hot session imports once). */
-const imported = new WeakMap<DPoPKeyMaterial, Promise<DPoPKey>>();
+/**
+ * Keys already imported, by thumbprint (each record decrypt makes a new material object; importing and
+ * checking a key costs about a millisecond, signing a proof a fraction of that). An entry is used only when
+ * the private part matches too, so a tampered record never borrows another key. Bounded: oldest out first.
+ */
+const imported = new Map<string, { d: string; key: Promise<DPoPKey> }>();
+const MAX_IMPORTED = 10_000;
 
 async function importKey(material: DPoPKeyMaterial): Promise<DPoPKey> {
   const { kty, crv, x, y, d } = material.jwk;
@@ -66,11 +71,14 @@ async function importKey(material: DPoPKeyMaterial): Promise<DPoPKey> {
 
 /** The usable key of a record's material; rejects with {@link DPoPKeyError} when it does not import or match. */
 export function dpopKey(material: DPoPKeyMaterial): Promise<DPoPKey> {
-  let key = imported.get(material);
-  if (!key) {
-    key = importKey(material);
-    imported.set(material, key);
-  }
+  const hit = imported.get(material.jkt);
+  if (hit && hit.d === material.jwk.d) return hit.key;
+  const key = importKey(material);
+  imported.delete(material.jkt);
+  imported.set(material.jkt, { d: material.jwk.d, key });
+  // A key that failed to import is not kept.
+  key.catch(() => imported.get(material.jkt)?.key === key && imported.delete(material.jkt));
+  if (imported.size > MAX_IMPORTED) imported.delete(imported.keys().next().value!);
   return key;
 }
 

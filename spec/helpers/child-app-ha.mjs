@@ -79,6 +79,9 @@ app.use((err, _req, res, _next) => {
 });
 
 const server = http.createServer({ keepAlive: true }, app);
+// Idle keep-alive sockets outlive the client's own idle timeout (undici: 4 s), so the client closes them first and
+// never sends on a socket the app is closing at that moment.
+server.keepAliveTimeout = 30_000;
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`READY ${server.address().port}\n`);
 });

@@ -47,6 +47,8 @@ app.use(oauthErrorHandler());
 app.use((err, _req, res, _next) => res.status(500).json({ error: 'internal', name: err?.name }));
 
 const server = http.createServer({ keepAlive: true }, app);
+// Idle keep-alive sockets outlive the client's own idle timeout (undici: 4 s): the client closes them first.
+server.keepAliveTimeout = 30_000;
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`READY ${server.address().port}\n`);
 });

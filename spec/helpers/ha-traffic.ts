@@ -135,6 +135,12 @@ export async function callApi(env: TestEnv, browser: TestBrowser, base: string) 
  * Mixed traffic until stopped: `apiWorkers` loops of API calls (a random session on a random app) and one
  * login loop through the env's app (its /oauth/login, the provider's pages, the callback).
  */
+/** A transport error from a reused keep-alive socket the server closed as idle (no response was received). */
+function isKeepAliveRace(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
+  return cause?.code === 'ECONNRESET' || cause?.code === 'UND_ERR_SOCKET' || /other side closed/i.test(cause?.message ?? '');
+}
+
 export function startTraffic(env: TestEnv, sessions: TestBrowser[], apps: string[], opts: { apiWorkers?: number; logins?: boolean } = {}): Traffic {
   const samples: Sample[] = [];
   const newSessions: Traffic['newSessions'] = [];
@@ -145,16 +151,26 @@ export function startTraffic(env: TestEnv, sessions: TestBrowser[], apps: string
       const session = Math.floor(Math.random() * sessions.length);
       const app = apps[Math.floor(Math.random() * apps.length)]!;
       try {
-        const r = await callApi(env, sessions[session]!, app);
+        let r;
+        try {
+          r = await callApi(env, sessions[session]!, app);
+        } catch (err) {
+          // A reused keep-alive connection that the app closed as idle at the moment the client sent on it
+          // (ECONNRESET / "other side closed", before any response): a client-side race that browsers answer
+          // by retrying an idempotent request once. Anything else, or a second failure, is counted.
+          if (!isKeepAliveRace(err)) throw err;
+          r = await callApi(env, sessions[session]!, app);
+        }
         samples.push({ at: Date.now(), kind: 'api', status: r.status, retryAfter: r.retryAfter, session });
       } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
         samples.push({
           at: Date.now(),
           kind: 'api',
           status: 0,
           retryAfter: false,
           session,
-          error: String((err as Error)?.message ?? err).slice(0, 300),
+          error: `${String((err as Error)?.message ?? err).slice(0, 200)}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`,
         });
       }
     }

@@ -210,6 +210,26 @@ export async function startProviderOnly(options = {}) {
  * @param {boolean} [options.quiet] collect output in `logs` instead of printing it
  * @param {Record<string, string | undefined>} [options.env] environment to read (default process.env)
  */
+/**
+ * `OTEL_EXPORTER=console`: the package's OpenTelemetry metrics (every 10 s) and spans printed to the console,
+ * through the OpenTelemetry SDK (dev dependencies here; in an app, the SDK and exporter of your choice).
+ */
+async function startTelemetry(exporter, log) {
+  if (!exporter) return;
+  if (exporter !== 'console') throw new Error(`OTEL_EXPORTER must be 'console' (got ${JSON.stringify(exporter)}).`);
+  const [{ metrics, trace }, sdkMetrics, sdkTrace] = await Promise.all([
+    import('@opentelemetry/api'),
+    import('@opentelemetry/sdk-metrics'),
+    import('@opentelemetry/sdk-trace-base'),
+  ]);
+  const reader = new sdkMetrics.PeriodicExportingMetricReader({ exporter: new sdkMetrics.ConsoleMetricExporter(), exportIntervalMillis: 10_000 });
+  metrics.setGlobalMeterProvider(new sdkMetrics.MeterProvider({ readers: [reader] }));
+  trace.setGlobalTracerProvider(
+    new sdkTrace.BasicTracerProvider({ spanProcessors: [new sdkTrace.SimpleSpanProcessor(new sdkTrace.ConsoleSpanExporter())] }),
+  );
+  log('OpenTelemetry: metrics every 10 s and spans go to the console (OTEL_EXPORTER=console).');
+}
+
 export async function startExample(options = {}) {
   const env = options.env ?? process.env;
   const logs = [];
@@ -229,6 +249,7 @@ export async function startExample(options = {}) {
   };
 
   try {
+    await startTelemetry(env.OTEL_EXPORTER, log);
     const port = options.port ?? numberFrom(env.PORT, 'PORT', 3000);
     const presetName = env.PROVIDER?.toLowerCase();
     if (presetName && !Object.hasOwn(providers, presetName)) {

@@ -10,6 +10,7 @@ import axios, {
   type InternalAxiosRequestConfig,
 } from 'axios';
 import type { ResolvedConfig } from './config.js';
+import { REDACTED, redactText, tokenForms } from './redaction.js';
 import { telemetryOf } from './telemetry.js';
 import { NonceCache, createProof, isNonceChallenge, proofTarget, readNonce, type DPoPKey } from './dpop.js';
 import { OriginNotAllowedError, UpstreamTimeoutError, createOAuthError } from './errors.js';
@@ -100,23 +101,7 @@ function bodyInMemory(config: InternalAxiosRequestConfig): boolean {
   );
 }
 
-const REDACTED = '[REDACTED]';
 const REDACTED_BYTES = Buffer.from(REDACTED);
-
-/** The forms in which a reflected token shows up in a body: raw, JSON-escaped (`\/`) and percent-encoded. */
-function tokenForms(token: string): string[] {
-  const forms = [token];
-  const escaped = token.replaceAll('/', '\\/');
-  if (escaped !== token) forms.push(escaped);
-  const encoded = encodeURIComponent(token);
-  if (encoded !== token) forms.push(encoded);
-  return forms;
-}
-
-function redactString(s: string, forms: string[]): string {
-  for (const f of forms) if (s.includes(f)) s = s.replaceAll(f, REDACTED);
-  return s;
-}
 
 function redactBuffer(buf: Buffer, forms: string[]): Buffer {
   for (const f of forms) {
@@ -137,13 +122,13 @@ function redactBuffer(buf: Buffer, forms: string[]): Buffer {
 
 /** Removes the token from the status text and every header value of a response (an API may echo the request). */
 function redactHeaders(response: AxiosResponse, forms: string[]): void {
-  if (typeof response.statusText === 'string') response.statusText = redactString(response.statusText, forms);
+  if (typeof response.statusText === 'string') response.statusText = redactText(response.statusText, forms);
   const headers = response.headers as Record<string, unknown> | undefined;
   if (!headers) return;
   for (const key of Object.keys(headers)) {
     const v = headers[key];
-    if (typeof v === 'string') headers[key] = redactString(v, forms);
-    else if (Array.isArray(v)) headers[key] = (v as unknown[]).map((x) => (typeof x === 'string' ? redactString(x, forms) : x));
+    if (typeof v === 'string') headers[key] = redactText(v, forms);
+    else if (Array.isArray(v)) headers[key] = (v as unknown[]).map((x) => (typeof x === 'string' ? redactText(x, forms) : x));
   }
 }
 
@@ -162,7 +147,7 @@ function redactBody(response: AxiosResponse, wanted: string | undefined, encodin
   }
   let text = bytes.toString(encoding);
   if ((!encoding || encoding === 'utf8') && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  response.data = redactString(text, forms);
+  response.data = redactText(text, forms);
 }
 
 /**

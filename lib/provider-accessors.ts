@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { AxiosInstance } from 'axios';
 import { requireGroup } from './app-group.js';
 import { createOAuthError } from './errors.js';
-import { clientOf, stateOf } from './request-state.js';
+import { clientOf, defineRequestAccessor, stateOf } from './request-state.js';
 
 /** Request prototypes that already have `req.oauthClients`. */
 const installed = new WeakSet<object>();
@@ -30,15 +30,8 @@ export function namedClient(req: Request, name: string): AxiosInstance {
 export function installProviderAccessors(proto: object): void {
   if (installed.has(proto)) return;
   installed.add(proto);
-  Object.defineProperty(proto, 'oauthClients', {
-    configurable: true,
-    enumerable: false,
-    get(this: Request): Readonly<Record<string, AxiosInstance>> {
-      return clientsOf(this);
-    },
-    set(this: Request, value: unknown) {
-      Object.defineProperty(this, 'oauthClients', { value, configurable: true, writable: true, enumerable: true });
-    },
+  defineRequestAccessor(proto, 'oauthClients', function (this: Request) {
+    return clientsOf(this);
   });
 }
 

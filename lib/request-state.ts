@@ -195,25 +195,26 @@ const installed = new WeakSet<object>();
 export function installRequestAccessors(proto: object): void {
   if (installed.has(proto)) return;
   installed.add(proto);
-  Object.defineProperty(proto, 'oauthClient', {
-    configurable: true,
-    enumerable: false,
-    get(this: Request): AxiosInstance {
-      return clientOf(this, requireState(this, 'oauthClient'));
-    },
-    set(this: Request, value: unknown) {
-      Object.defineProperty(this, 'oauthClient', { value, configurable: true, writable: true, enumerable: true });
-    },
+  defineRequestAccessor(proto, 'oauthClient', function (this: Request): AxiosInstance {
+    return clientOf(this, requireState(this, 'oauthClient'));
   });
-  Object.defineProperty(proto, 'oauth', {
+  defineRequestAccessor(proto, 'oauth', function (this: Request): OAuthRequestContext {
+    const state = requireState(this, 'oauth');
+    return (state.context ??= new RequestContext(this, state));
+  });
+}
+
+/**
+ * A getter on a request prototype, computed on use; assigning the property on a request (an app or a test
+ * replacing it) makes a plain own property of that request only.
+ */
+export function defineRequestAccessor(proto: object, name: string, get: (this: Request) => unknown): void {
+  Object.defineProperty(proto, name, {
     configurable: true,
     enumerable: false,
-    get(this: Request): OAuthRequestContext {
-      const state = requireState(this, 'oauth');
-      return (state.context ??= new RequestContext(this, state));
-    },
+    get,
     set(this: Request, value: unknown) {
-      Object.defineProperty(this, 'oauth', { value, configurable: true, writable: true, enumerable: true });
+      Object.defineProperty(this, name, { value, configurable: true, writable: true, enumerable: true });
     },
   });
 }

@@ -1,19 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
-/** The forms in which a reflected token shows up: raw, JSON-escaped (`\/`) and percent-encoded. */
-export function tokenForms(token: string): Buffer[] {
-  const forms = new Set([token, token.replaceAll('/', '\\/'), encodeURIComponent(token)]);
-  return [...forms].filter((f) => f.length > 0).map((f) => Buffer.from(f));
-}
-
-/** Replaces every token form in a header value. */
-export function redactText(value: string, forms: Buffer[]): string {
-  for (const f of forms) {
-    const s = f.toString();
-    if (value.includes(s)) value = value.replaceAll(s, '[REDACTED]');
-  }
-  return value;
-}
+export { redactText, tokenForms } from '../redaction.js';
 
 /** Overwrites every occurrence of every form in `buf` with `*` (same length: framing stays valid). */
 function mask(buf: Buffer, forms: Buffer[]): void {
@@ -40,13 +27,16 @@ export class GuardedBody extends Transform {
   private tail: Buffer = Buffer.alloc(0);
   private seen = 0;
   private readonly keep: number;
+  private readonly forms: Buffer[] | undefined;
 
+  /** `forms`: the token forms to mask (see `tokenForms`), or none to only count. */
   constructor(
     private readonly max: number,
-    private readonly forms: Buffer[] | undefined,
+    forms: readonly string[] | undefined,
   ) {
     super();
-    this.keep = forms && forms.length ? Math.max(...forms.map((f) => f.length)) - 1 : 0;
+    this.forms = forms?.map((f) => Buffer.from(f));
+    this.keep = this.forms && this.forms.length ? Math.max(...this.forms.map((f) => f.length)) - 1 : 0;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {

@@ -16,6 +16,24 @@ import { startGitHubLike, type GitHubLike } from '../helpers/github-like.js';
 
 type SessionWithApp = express.Request['session'] & { cart?: string };
 
+/** The options of a `github` connect instance against the GitHub-style fake, on the env's token store. */
+function githubConnectOptions(gh: GitHubLike, env: TestEnv): OAuthOptions {
+  return {
+    name: 'github',
+    role: 'connect',
+    authorizationEndpoint: `${gh.url}/login/oauth/authorize`,
+    tokenEndpoint: `${gh.url}/login/oauth/access_token`,
+    revocationEndpoint: `${gh.url}/applications/revoke`,
+    clientId: 'gh-client',
+    clientSecret: 'gh-secret',
+    redirectUri: `${env.appUrl}/oauth/github/callback`,
+    scope: ['read:user'],
+    apiBaseUrl: gh.url,
+    tokenStore: env.tokenStore,
+    encryptionKey: ENCRYPTION_KEY,
+  };
+}
+
 /** The app of createEnv (login with the OpenID Provider, unnamed instance) plus a `github` connect instance. */
 async function createTwoProviderEnv(gh: GitHubLike, connect: Partial<OAuthOptions> = {}, login: Partial<OAuthOptions> = {}) {
   const slot: { github?: OAuthMiddleware } = {};
@@ -45,23 +63,7 @@ async function createTwoProviderEnv(gh: GitHubLike, connect: Partial<OAuthOption
       app.use('/bff/gh-as-login', oauthProxy({ target: gh.url }));
     },
   });
-  const github = (slot.github = oauth({
-    name: 'github',
-    role: 'connect',
-    authorizationEndpoint: `${gh.url}/login/oauth/authorize`,
-    tokenEndpoint: `${gh.url}/login/oauth/access_token`,
-    revocationEndpoint: `${gh.url}/applications/revoke`,
-    clientId: 'gh-client',
-    clientSecret: 'gh-secret',
-    redirectUri: `${env.appUrl}/oauth/github/callback`,
-    scope: ['read:user'],
-    allowedScopes: ['repo'],
-    apiBaseUrl: gh.url,
-    tokenStore: env.tokenStore,
-    encryptionKey: ENCRYPTION_KEY,
-    logger: ghLogger,
-    ...connect,
-  }));
+  const github = (slot.github = oauth({ ...githubConnectOptions(gh, env), allowedScopes: ['repo'], logger: ghLogger, ...connect }));
   await github.ready();
   const connectGitHub = async (browser: TestBrowser, query = '') => {
     const { stoppedAt } = await browser.follow(`${env.appUrl}/oauth/github/login${query}`, (u) =>
@@ -206,21 +208,7 @@ describe('M: several providers in one app (SECURITY.md rule 15)', () => {
     await connectGitHub(browser);
     const sid = env.sid(browser);
     // Another process of the same app: the login instance (createEnv) and GitHub mounted directly beside it.
-    const githubB = oauth({
-      name: 'github',
-      role: 'connect',
-      authorizationEndpoint: `${gh.url}/login/oauth/authorize`,
-      tokenEndpoint: `${gh.url}/login/oauth/access_token`,
-      revocationEndpoint: `${gh.url}/applications/revoke`,
-      clientId: 'gh-client',
-      clientSecret: 'gh-secret',
-      redirectUri: `${env.appUrl}/oauth/github/callback`,
-      scope: ['read:user'],
-      apiBaseUrl: gh.url,
-      tokenStore: env.tokenStore,
-      encryptionKey: ENCRYPTION_KEY,
-      logger: new CapturedLogger(),
-    });
+    const githubB = oauth({ ...githubConnectOptions(gh, env), logger: new CapturedLogger() });
     await githubB.ready();
     const b = await createEnv({ sharing: env, mountAfterAuth: (app) => app.use(githubB) });
     try {

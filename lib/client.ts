@@ -82,6 +82,16 @@ const IDEMPOTENT = new Set(['get', 'head', 'options', 'put', 'delete', 'trace'])
  * A request is sent again after a 401 only when that cannot change its effect: an idempotent method and a
  * body that is fully in memory (a stream has been consumed by the first attempt).
  */
+/** A reset of a reused keep-alive socket, before any response (the request may not have reached the API). */
+function resetOnReusedSocket(err: unknown): boolean {
+  return (
+    err instanceof AxiosError &&
+    !err.response &&
+    err.code === 'ECONNRESET' &&
+    (err.request as { reusedSocket?: boolean } | undefined)?.reusedSocket === true
+  );
+}
+
 function replayable(config: InternalAxiosRequestConfig): boolean {
   return IDEMPOTENT.has((config.method ?? 'get').toLowerCase()) && bodyInMemory(config);
 }
@@ -330,9 +340,23 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       nonces.set(target.origin, nonce);
       return !retried && nonce !== undefined && isNonceChallenge(status, rh?.['www-authenticate']) && bodyInMemory(config);
     };
+    /**
+     * One dispatch. A keep-alive socket the API closed as idle just as it was reused fails with ECONNRESET
+     * before any response: an idempotent request with its body in memory is sent once more on a new socket
+     * (what Node's documentation advises, and what browsers do), with a fresh DPoP proof.
+     */
+    const dispatch = async (): Promise<AxiosResponse> => {
+      try {
+        return await httpAdapter(dispatched);
+      } catch (err) {
+        if (!resetOnReusedSocket(err) || !replayable(config)) throw err;
+        if (dpop) await sign();
+        return httpAdapter(dispatched);
+      }
+    };
     const send = async (): Promise<AxiosResponse> => {
       try {
-        const first = await httpAdapter(dispatched);
+        const first = await dispatch();
         if (!challenged(first.status, first.headers, false)) return first;
       } catch (err) {
         const r = err instanceof AxiosError ? err.response : undefined;
@@ -340,7 +364,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       }
       telemetry.apiCall('client', 401);
       await sign();
-      const second = await httpAdapter(dispatched).catch((err: unknown) => {
+      const second = await dispatch().catch((err: unknown) => {
         const r = err instanceof AxiosError ? err.response : undefined;
         if (r) challenged(r.status, r.headers, true);
         throw err;

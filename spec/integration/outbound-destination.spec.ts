@@ -549,3 +549,38 @@ describe('I: no user state shared through the keep-alive pool (rule 12)', () => 
     }
   });
 });
+
+describe('I: a keep-alive socket the API closed as idle (rule 12, reliability)', () => {
+  it('I44: a reset of a reused socket before any response is retried once for an idempotent call, never for a POST', async () => {
+    // Answers the first request of each connection; resets the connection on its second request, without answering.
+    let connections = 0;
+    const received: string[] = [];
+    const server = http.createServer((req, res) => {
+      const socket = req.socket as typeof req.socket & { served?: number };
+      socket.served = (socket.served ?? 0) + 1;
+      received.push(`${req.method} ${req.url}`);
+      if (socket.served > 1) return void socket.destroy();
+      res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive' }).end(`ok ${req.url}`);
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const cfg = { apiOrigins: new Set([base]), apiBaseUrl: base, httpTimeout: 3000, maxResponseBytes: 1 << 20 } as unknown as ResolvedConfig;
+    const agents = createAgents();
+    const client = createOAuthClient(cfg, agents, { accessToken: async () => 'TOKEN-0123456789' });
+    try {
+      expect((await client.get('/a')).data).toBe('ok /a');
+      // Reuses the idle socket, which the server resets: sent again on a new connection.
+      expect((await client.get('/b')).data).toBe('ok /b');
+      expect(connections).toBe(2);
+      // A POST on a reused socket that is reset is not sent twice.
+      const failed = await client.post('/c', 'x').catch((e: unknown) => e);
+      expect((failed as { code?: string }).code).toBe('ECONNRESET');
+      expect(received.filter((r) => r === 'POST /c')).toHaveLength(1);
+    } finally {
+      agents.http.destroy();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { LoginRequiredError, createOAuthError } from './errors.js';
 import { renderOAuthError } from './render.js';
 import { stateOf } from './request-state.js';
+import { isLoggedIn, namespaceOf } from './session.js';
 import { lifetimeEnded } from './sessions/lifetimes.js';
 
 /**
@@ -15,8 +16,8 @@ import { lifetimeEnded } from './sessions/lifetimes.js';
  */
 export function requireAuth(): RequestHandler {
   return function requireAuthMiddleware(req, res, next) {
-    const instance = stateOf(req)?.instance;
-    if (!instance) {
+    const state = stateOf(req);
+    if (!state) {
       return next(
         createOAuthError(
           'config_invalid',
@@ -24,7 +25,9 @@ export function requireAuth(): RequestHandler {
         ),
       );
     }
-    if (req.oauth.isAuthenticated) return next();
+    const instance = state.instance;
+    // Read from the session express-session loaded, as req.oauth does, without building req.oauth.
+    if (isLoggedIn(namespaceOf((req as { session?: object }).session, instance.cfg.sessionKey))) return next();
     const ended = lifetimeEnded(req);
     renderOAuthError(
       instance,

@@ -4,6 +4,8 @@
  *
  *   npm run build && node bench/profile.js --variant pkg --scenario P2 --duration 15
  *   node bench/profile.js --summarize bench/results/tmp/profiles/<file>.cpuprofile [--focus REGEX]
+ *   node bench/profile.js --heap --variant pkg --scenario P1    # allocation sampling instead of CPU
+ *   node bench/profile.js --summarize-heap FILE.heapprofile [--requests N]
  *
  * The app process runs under `node --cpu-prof`; the profile is written when it exits and summarized
  * (self time by area, top functions by self and inclusive time). Profiles go to bench/results/tmp/profiles/.
@@ -13,7 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Children } from './lib/procs.js';
 import { API_RESOURCE, BENCH_DIR, CLIENT, appConfig, processFile } from './lib/config.js';
-import { summarizeProfile } from './lib/cpuprofile.js';
+import { summarizeHeapProfile, summarizeProfile } from './lib/cpuprofile.js';
 import { connectRedis, deleteByPrefix } from './lib/redis.js';
 
 const { values: opts } = parseArgs({
@@ -23,6 +25,13 @@ const { values: opts } = parseArgs({
     duration: { type: 'string', default: '15' },
     connections: { type: 'string', default: '16' },
     summarize: { type: 'string' },
+    heap: { type: 'boolean', default: false },
+    // Measure only (req/s, app CPU per request, GC pauses): no profiler attached.
+    'no-prof': { type: 'boolean', default: false },
+    // Extra node flags for the app process, space-separated (e.g. "--trace-gc-nvp").
+    'node-args': { type: 'string', default: '' },
+    'summarize-heap': { type: 'string' },
+    requests: { type: 'string' },
     focus: { type: 'string' },
     top: { type: 'string', default: '30' },
     verbose: { type: 'boolean', default: false },
@@ -33,16 +42,20 @@ if (opts.summarize) {
   console.log(summarizeProfile(opts.summarize, { top: Number(opts.top), focus: opts.focus }));
   process.exit(0);
 }
+if (opts['summarize-heap']) {
+  console.log(summarizeHeapProfile(opts['summarize-heap'], { top: Number(opts.top), focus: opts.focus, requests: opts.requests ? Number(opts.requests) : undefined }));
+  process.exit(0);
+}
 
-const paths = { P1: '/p1', P2: '/p2' };
-if (!paths[opts.scenario]) throw new Error('--scenario must be P1 or P2');
+const paths = { P1: '/p1', P2: '/p2', P4: '/login' };
+if (!paths[opts.scenario]) throw new Error('--scenario must be P1, P2 or P4 (full logins, one after another)');
 if (!['pkg', 'baseline', 'eoc-cookie', 'eoc-redis'].includes(opts.variant)) throw new Error('--variant must be pkg, baseline, eoc-cookie or eoc-redis');
 const duration = Math.min(120, Math.max(1, Number(opts.duration)));
 const runId = `prof${Date.now().toString(36)}`;
 const prefix = `bench:${runId}:`;
 const dir = path.join(BENCH_DIR, 'results', 'tmp', 'profiles');
 mkdirSync(dir, { recursive: true });
-const name = `${opts.variant}-${opts.scenario}-${runId}.cpuprofile`;
+const name = `${opts.variant}-${opts.scenario}-${runId}.${opts.heap ? 'heapprofile' : 'cpuprofile'}`;
 
 const children = new Children({ verbose: opts.verbose });
 process.on('exit', () => children.killAll());
@@ -58,16 +71,50 @@ try {
   const api = await children.start('api', processFile('api.js'), { issuer: provider.info.issuer, apiResource: API_RESOURCE });
   const loadgen = await children.start('loadgen', processFile('loadgen.js'), {});
   const app = await children.start('app', processFile('app.js'), appConfig(opts.variant, { issuer: provider.info.issuer, apiUrl: api.info.url }, prefix), {
-    execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`],
+    execArgv: [...opts['node-args'].split(' ').filter(Boolean), ...(opts['no-prof'] ? [] : opts.heap ? ['--import', path.join(BENCH_DIR, 'lib', 'heap-sample.js')] : ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`])],
+    env: opts.heap ? { BENCH_HEAP_PROFILE: path.join(dir, name) } : undefined,
   });
   const login = await loadgen.request('login', { appUrl: app.info.url }, 30_000);
   const url = `${app.info.url}${paths[opts.scenario]}`;
-  await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: 2 }, 60_000);
+  if (opts.scenario === 'P4') {
+    // Logins one after another through the provider's pages, for `duration` seconds.
+    const cpuStart = await app.request('cpu', {});
+    const until = Date.now() + duration * 1000;
+    let logins = 0;
+    while (Date.now() < until) {
+      await loadgen.request('login', { appUrl: app.info.url }, 30_000);
+      logins++;
+    }
+    const cpuEnd = await app.request('cpu', {});
+    console.log(`${opts.variant} P4: ${logins} logins in ${duration} s, app CPU ${((cpuEnd - cpuStart) / logins / 1000).toFixed(2)} ms per login`);
+    await app.stop(15_000);
+    await children.stopAll();
+    if (!opts['no-prof'])
+      console.log(opts.heap ? summarizeHeapProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus, requests: logins }) : summarizeProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus }));
+    process.exit(0);
+  }
+  const warm = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: 2 }, 60_000);
+  const gc0 = structuredClone(await app.request('gc', {}));
+  const cpu0 = await app.request('cpu', {});
   const r = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: duration }, (duration + 60) * 1000);
   console.log(`${opts.variant} ${opts.scenario}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(1)} ms, ${r.non2xx + r.errors} failed (profile includes startup, login and a 2 s warm-up)`);
+  const gc1 = await app.request('gc', {});
+  const cpu1 = await app.request('cpu', {});
+  const reqs = Math.round(r.rps * duration);
+  console.log(`app CPU ${((cpu1 - cpu0) / reqs).toFixed(1)} µs per request`);
+  for (const [kind, t] of Object.entries(gc1)) {
+    const d = { count: t.count - (gc0[kind]?.count ?? 0), ms: t.ms - (gc0[kind]?.ms ?? 0) };
+    console.log(`gc ${kind}: ${d.count} pauses, ${d.ms.toFixed(0)} ms in all, ${((1000 * d.ms) / reqs).toFixed(1)} µs per request`);
+  }
   await app.stop(15_000);
   await children.stopAll();
-  console.log(summarizeProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus }));
+  // The heap profile counts the login and the warm-up too; per request is an upper bound.
+  const requests = Math.round(r.rps * duration) + (opts.heap ? Math.round(warm.rps * 2) : 0);
+  if (!opts['no-prof']) console.log(
+    opts.heap
+      ? summarizeHeapProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus, requests })
+      : summarizeProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus }),
+  );
 } catch (err) {
   console.error(err);
   process.exitCode = 1;

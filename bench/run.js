@@ -23,7 +23,7 @@ import { connectRedis, countByPrefix, deleteByPrefix, REDIS_URL } from './lib/re
 import { median, min, max } from './lib/stats.js';
 import { renderMarkdown, renderSvg } from './lib/report.js';
 import { OutsideLoad } from './lib/machine-load.js';
-import { pin, pinningPlan } from './lib/pinning.js';
+import { affinityOf, pin, pinningPlan } from './lib/pinning.js';
 import { API_RESOURCE, BENCH_DIR, CLIENT, appConfig, processFile as proc } from './lib/config.js';
 import { runP6, p6Targets } from './lib/p6.js';
 
@@ -233,6 +233,16 @@ async function main() {
   }
   // Our own processes, for the outside-load measurement: this one, every child, and the Redis server.
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || undefined;
+  // The Redis server (every variant's session and token store) goes with the load generator, off the app's
+  // core: unpinned, the scheduler sometimes ran it on the app's core, and a round's req/s then moved with
+  // where Redis happened to run (the A/A spread). Its affinity is given back when the run ends.
+  if (settings.pinning && redisPid) {
+    const before = affinityOf(redisPid);
+    if (before && pin(redisPid, settings.pinning.otherCpus)) {
+      settings.pinning.redis = true;
+      process.on('exit', () => pin(redisPid, before));
+    }
+  }
   outside = new OutsideLoad(() => [process.pid, ...[...children.all].map((c) => c.pid), ...(redisPid ? [redisPid] : [])]);
 
   // 2. One process per variant; each logs in once and reuses its cookie.
@@ -382,7 +392,7 @@ async function main() {
   // The storm runs unpinned: four app processes of a variant share the machine, as they would in production.
   if (settings.pinning) {
     const all = `0-${os.cpus().length - 1}`;
-    for (const pid of [process.pid, provider.pid, api.pid, loadgen.pid]) pin(pid, all);
+    for (const pid of [process.pid, provider.pid, api.pid, loadgen.pid, ...(settings.pinning.redis ? [redisPid] : [])]) pin(pid, all);
   }
   const stormVariants = VARIANTS.filter((v) => v.id !== 'pkg-aa');
   const groups = [];

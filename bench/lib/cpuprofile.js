@@ -73,3 +73,46 @@ export function summarizeProfile(file, { top = 30, focus } = {}) {
   }
   return lines.join('\n');
 }
+
+/**
+ * Summarizes a sampling heap profile (bench/lib/heap-sample.js): bytes allocated per area and per function
+ * (self: allocated in the function itself; inclusive: anywhere below it), with a per-request figure when
+ * the number of requests is known.
+ */
+export function summarizeHeapProfile(file, { top = 30, focus, requests } = {}) {
+  const profile = JSON.parse(readFileSync(file, 'utf8'));
+  const key = (n) => `${n.callFrame.functionName || '(anonymous)'} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+  const selfByFn = new Map();
+  const inclByFn = new Map();
+  const selfByArea = new Map();
+  let total = 0;
+  const walk = (node, stack) => {
+    const k = key(node);
+    const self = (node.selfSize ?? 0) > 0 ? node.selfSize : 0;
+    if (self) {
+      total += self;
+      selfByFn.set(k, (selfByFn.get(k) ?? 0) + self);
+      const area = areaOf(node.callFrame.url);
+      selfByArea.set(area, (selfByArea.get(area) ?? 0) + self);
+      const seen = new Set([k, ...stack]);
+      for (const s of seen) inclByFn.set(s, (inclByFn.get(s) ?? 0) + self);
+    }
+    for (const c of node.children ?? []) walk(c, [...stack, k]);
+  };
+  walk(profile.head, []);
+  const fmt = (b) => (requests ? `${(b / requests).toFixed(0).padStart(7)} B/req` : `${(b / 1024).toFixed(0).padStart(9)} KiB`) + `  ${((100 * b) / total).toFixed(1).padStart(5)} %`;
+  const sorted = (m) => [...m].sort((a, b) => b[1] - a[1]);
+  const lines = [`${file}`, `sampled allocations: ${(total / 1048576).toFixed(1)} MiB${requests ? `, ${(total / requests).toFixed(0)} B per request over ${requests} requests` : ''}`];
+  lines.push('', 'allocated by area:');
+  for (const [a, b] of sorted(selfByArea)) lines.push(`  ${fmt(b)}  ${a}`);
+  lines.push('', `top ${top} functions by self allocation:`);
+  for (const [k, b] of sorted(selfByFn).slice(0, top)) lines.push(`  ${fmt(b)}  ${k}`);
+  lines.push('', `top ${top} functions by inclusive allocation:`);
+  for (const [k, b] of sorted(inclByFn).filter(([k]) => !k.startsWith('(root)')).slice(0, top)) lines.push(`  ${fmt(b)}  ${k}`);
+  if (focus) {
+    const re = new RegExp(focus);
+    lines.push('', `inclusive allocation of functions matching /${focus}/:`);
+    for (const [k, b] of sorted(inclByFn).filter(([k]) => re.test(k)).slice(0, top)) lines.push(`  ${fmt(b)}  ${k}`);
+  }
+  return lines.join('\n');
+}

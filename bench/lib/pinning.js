@@ -19,6 +19,16 @@ export function pinningPlan() {
   return { appCpus: String(appCpu), otherCpus: cores === 2 ? '0' : `0-${cores - 2}` };
 }
 
+/** The CPU list `pid` may run on now (`taskset -c -p`), or undefined. */
+export function affinityOf(pid) {
+  try {
+    const out = execFileSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8', timeout: 5000 });
+    return /:\s*(\S+)\s*$/.exec(out.trim())?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sets the CPU affinity of every thread of `pid` (`taskset -a -p -c`). Returns false when it failed. */
 export function pin(pid, cpus) {
   try {

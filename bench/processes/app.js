@@ -8,6 +8,7 @@
  * with the user's access token, refreshing it when it has expired).
  */
 import http from 'node:http';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { childConfig, serve } from '../lib/ipc.js';
 import { connectRedis, deleteByPrefix } from '../lib/redis.js';
 
@@ -24,6 +25,18 @@ const VARIANTS = {
 };
 
 const cfg = childConfig();
+
+// Garbage-collection pauses of this process by kind (count and total ms), for `gc` below.
+const GC_KINDS = { [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor', [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major', [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
+const gcTotals = {};
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = GC_KINDS[e.detail?.kind] ?? 'other';
+    const t = (gcTotals[kind] ??= { count: 0, ms: 0 });
+    t.count++;
+    t.ms += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 let redis;
 let server;
 let closeApp;
@@ -35,6 +48,8 @@ const ipc = serve(
     stats: () => ({ maxRssBytes: process.resourceUsage().maxRSS * 1024, rssBytes: process.memoryUsage().rss, pid: process.pid }),
     /** Whatever the variant reports about itself (and resets), e.g. the package's refresh events. */
     diag: () => diagnostics?.() ?? null,
+    /** Garbage-collection pauses so far, by kind: `{ minor: { count, ms }, major: ... }`. */
+    gc: () => gcTotals,
     /** CPU time of this process so far (all threads, user + system), in microseconds. */
     cpu: () => {
       const { user, system } = process.cpuUsage();

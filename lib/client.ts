@@ -41,6 +41,8 @@ export interface AccessTokenSource {
 export interface AccessCredentials {
   token: string;
   dpop: DPoPKey | undefined;
+  /** The token's forms to redact (see `tokenForms`), when the source has them already computed. */
+  forms?: readonly string[];
 }
 
 const kRetried = Symbol('express-oauth-client.retried');
@@ -113,7 +115,7 @@ function bodyInMemory(config: InternalAxiosRequestConfig): boolean {
 
 const REDACTED_BYTES = Buffer.from(REDACTED);
 
-function redactBuffer(buf: Buffer, forms: string[]): Buffer {
+function redactBuffer(buf: Buffer, forms: readonly string[]): Buffer {
   for (const f of forms) {
     let i = buf.indexOf(f);
     if (i === -1) continue;
@@ -131,7 +133,7 @@ function redactBuffer(buf: Buffer, forms: string[]): Buffer {
 }
 
 /** Removes the token from the status text and every header value of a response (an API may echo the request). */
-function redactHeaders(response: AxiosResponse, forms: string[]): void {
+function redactHeaders(response: AxiosResponse, forms: readonly string[]): void {
   if (typeof response.statusText === 'string') response.statusText = redactText(response.statusText, forms);
   const headers = response.headers as Record<string, unknown> | undefined;
   if (!headers) return;
@@ -147,7 +149,7 @@ function redactHeaders(response: AxiosResponse, forms: string[]): void {
  * bytes, then decode it as the app asked (what axios's http adapter does), and redact the text once more
  * (covers encodings in which the token's bytes differ, e.g. `utf16le`).
  */
-function redactBody(response: AxiosResponse, wanted: string | undefined, encoding: BufferEncoding | undefined, forms: string[]): void {
+function redactBody(response: AxiosResponse, wanted: string | undefined, encoding: BufferEncoding | undefined, forms: readonly string[]): void {
   const data = response.data as unknown;
   if (!Buffer.isBuffer(data)) return;
   const bytes = redactBuffer(data, forms);
@@ -173,11 +175,13 @@ function scrub(target: unknown, appConfig: InternalAxiosRequestConfig | undefine
       t.config = appConfig ?? t.config;
       const headers = t.config.headers;
       if (headers && typeof headers.get === 'function' && headers.has('Authorization')) headers.set('Authorization', REDACTED);
-      t.config.httpAgent = undefined;
-      t.config.httpsAgent = undefined;
+      // Only when set: adding properties to the config object would grow it on every call.
+      if (t.config.httpAgent !== undefined) t.config.httpAgent = undefined;
+      if (t.config.httpsAgent !== undefined) t.config.httpsAgent = undefined;
       // The token-source handle is a capability (replaying this config through any axios instance would
-      // send with it): it does not stay on what is handed back.
-      delete (t.config as SourcedConfig)[SOURCE];
+      // send with it): it does not stay on what is handed back. (Assigned, not deleted: a delete turns the
+      // config into a slow dictionary-mode object on every call.)
+      if ((t.config as SourcedConfig)[SOURCE] !== undefined) (t.config as SourcedConfig)[SOURCE] = undefined;
     }
     // The ClientRequest keeps the raw header block (`_header`), token included.
     if ('request' in t) t.request = undefined;
@@ -205,6 +209,8 @@ const FRAMING_HEADERS = [
   'expect',
   'proxy-connection',
 ];
+/** Header names the app may not set on a call (lowercase): framing, hop-by-hop, and the DPoP proof. */
+const DROPPED_HEADERS = new Set([...FRAMING_HEADERS, 'dpop']);
 const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
 
 /**
@@ -284,23 +290,31 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
     // Framing is axios's and Node's to compute: a Content-Length or Transfer-Encoding from the app could
     // desync the shared keep-alive connection and splice the next user's request (token included) into
     // this one's body. Hop-by-hop headers go too, and a DPoP proof is the package's to make.
-    for (const name of FRAMING_HEADERS) headers.delete(name);
-    headers.delete('dpop');
-    const { token, dpop } = source.credentials ? await source.credentials() : { token: await source.accessToken(), dpop: undefined };
+    // One pass over the names the app set (most calls set none of these).
+    for (const name of Object.keys(headers)) if (DROPPED_HEADERS.has(name.toLowerCase())) headers.delete(name);
+    const credentials = source.credentials ? await source.credentials() : { token: await source.accessToken(), dpop: undefined, forms: undefined };
+    const { token, dpop } = credentials;
     headers.set('Authorization', `${dpop ? 'DPoP' : 'Bearer'} ${token}`);
     // RFC 9449 §7: a proof per request, for the final checked URL (no query or fragment) and method, bound to the token.
-    const htm = (config.method ?? 'get').toUpperCase();
-    const htu = proofTarget(target);
     const proofs: string[] = [];
+    const htu = dpop ? proofTarget(target) : '';
     const sign = async () => {
-      const proof = await createProof(dpop!, htm, htu, token, nonces.get(target.origin));
+      const proof = await createProof(dpop!, (config.method ?? 'get').toUpperCase(), htu, token, nonces.get(target.origin));
       proofs.push(proof);
       headers.set('DPoP', proof);
     };
     if (dpop) await sign();
     // axios's timeout stops at the response headers; this deadline also covers a slow-drip body. It starts
-    // once the token is in hand: waiting for a refresh has bounds of its own.
-    const deadline = AbortSignal.timeout(cfg.httpTimeout);
+    // once the token is in hand: waiting for a refresh has bounds of its own. A controller and a timer that
+    // is cleared when the call is over, not AbortSignal.timeout(): that one's timer, weak reference and
+    // finalization registration stay for the whole httpTimeout after every call.
+    const deadlineController = new AbortController();
+    const deadline = deadlineController.signal;
+    const deadlineTimer = setTimeout(
+      () => deadlineController.abort(new DOMException('The API call took longer than httpTimeout.', 'TimeoutError')),
+      cfg.httpTimeout,
+    );
+    deadlineTimer.unref();
     const userSignal = config.signal as AbortSignal | undefined;
     const maxContentLength =
       config.maxContentLength! > 0 && config.maxContentLength! <= cfg.maxResponseBytes ? config.maxContentLength : cfg.maxResponseBytes;
@@ -331,7 +345,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       decompress: true,
       insecureHTTPParser: false,
     } as unknown as InternalAxiosRequestConfig;
-    let forms: string[] | undefined;
+    let forms: readonly string[] | undefined;
     /** Notes the API's nonce; true when the response is a nonce challenge worth answering (once, with a body that can be re-sent). */
     const challenged = (status: number, h: unknown, retried: boolean): boolean => {
       if (!dpop) return false;
@@ -372,22 +386,34 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       challenged(second.status, second.headers, true);
       return second;
     };
+    const formsOf = (): readonly string[] => {
+      const own = credentials.forms ?? tokenForms(token);
+      return proofs.length ? [...own, ...proofs] : own;
+    };
+    let streaming = false;
     try {
       const response = await send();
       telemetry.apiCall('client', response.status);
-      forms = [...tokenForms(token), ...proofs];
+      forms = formsOf();
       scrub(response, config);
       redactHeaders(response, forms);
-      const data = response.data as { prependListener?: (e: 'error', l: (err: unknown) => void) => unknown } | undefined;
-      // A streamed body fails later (size cap, deadline) with an AxiosError of its own: scrub that too.
-      if (wanted === 'stream' && data && typeof data.prependListener === 'function') data.prependListener('error', (err) => scrub(err, config));
-      else redactBody(response, wanted, encoding, forms);
+      const data = response.data as
+        { prependListener?: (e: 'error', l: (err: unknown) => void) => unknown; once?: (e: 'close', l: () => void) => unknown } | undefined;
+      // A streamed body fails later (size cap, deadline) with an AxiosError of its own: scrub that too. The
+      // deadline runs until the stream is over.
+      if (wanted === 'stream' && data && typeof data.prependListener === 'function') {
+        data.prependListener('error', (err) => scrub(err, config));
+        if (typeof data.once === 'function') {
+          streaming = true;
+          data.once('close', () => clearTimeout(deadlineTimer));
+        }
+      } else redactBody(response, wanted, encoding, forms);
       return response;
     } catch (err) {
       telemetry.apiCall('client', err instanceof AxiosError ? (err.response?.status ?? 0) : 0);
       scrub(err, config);
       if (err instanceof AxiosError && err.response) {
-        forms ??= [...tokenForms(token), ...proofs];
+        forms ??= formsOf();
         redactHeaders(err.response, forms);
         redactBody(err.response, wanted, encoding, forms);
       }
@@ -396,6 +422,8 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       if (err instanceof AxiosError && err.response?.status === 401) rejectedToken.set(err, token);
       if (err instanceof AxiosError && handle) errorHandles.set(err, handle);
       throw err;
+    } finally {
+      if (!streaming) clearTimeout(deadlineTimer);
     }
   };
 

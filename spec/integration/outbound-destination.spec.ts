@@ -130,6 +130,8 @@ beforeAll(async () => {
             headers: r.headers,
             data: show(r.data),
             inspected: inspect(r, { depth: 8 }),
+            // Any value left on the config handed back (the package's token-source handle must not be).
+            configValues: Object.values(r.config).filter((v) => v && typeof v === 'object' && v.constructor?.name === 'SourceHandle').length,
           });
         } catch (err) {
           const e = err as Error & { toJSON?: () => unknown; response?: { status: number; headers: unknown; data: unknown } };
@@ -142,6 +144,9 @@ beforeAll(async () => {
             data: show(e.response?.data),
             inspected: inspect(err, { depth: 12 }),
             json: JSON.stringify(e.toJSON?.() ?? null),
+            configValues: Object.values((err as { config?: object }).config ?? {}).filter(
+              (v: unknown) => v && typeof v === 'object' && (v as object).constructor?.name === 'SourceHandle',
+            ).length,
           });
         }
       });
@@ -437,6 +442,14 @@ describe('I: responses that reflect the request hand back no token (rule 12)', (
     // The API did receive the token: the redaction is on the way back only.
     expect(env.logger.lines.join('\n')).not.toContain(token);
     await expectNothingSentElsewhere();
+  });
+
+  it('I45: the config handed back on a response or an error holds no token-source handle (replaying it sends no token)', async () => {
+    for (const status of [200, 500]) {
+      const body = JSON.parse((await reflect(`/json?status=${status}`)).body);
+      expect(body.status).toBe(status);
+      expect(body.configValues).toBe(0);
+    }
   });
 
   it('I25: the token is redacted before JSON parsing, so parsed data holds none either', async () => {

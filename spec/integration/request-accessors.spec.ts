@@ -3,10 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import express from 'express';
 import request from 'supertest';
 import { createEnv, type TestEnv } from '../helpers/env.js';
+import { stateOf } from '../../lib/request-state.js';
 
 let env: TestEnv;
 /** What the retention route below found: whether the request or its session is reachable from the package's state. */
-let retention: { contextKept: boolean; stateFound: boolean; reachesRequest: string[] } | undefined;
+let retention: { contextKept: boolean; stateFound: boolean; onRequest: number; reachesRequest: string[] } | undefined;
 beforeAll(async () => {
   env = await createEnv({
     routes: (app) => {
@@ -15,13 +16,14 @@ beforeAll(async () => {
         const authenticated = req.oauth.isAuthenticated;
         await req.oauth.tokenInfo();
         await req.oauthClient.get('/v1/me');
-        const slots = Object.getOwnPropertySymbols(req).filter((s) => String(s).includes('express-oauth-client'));
+        const state = stateOf(req);
         retention = {
           // req.oauth holds the request in private fields (out of reach of the walk below), so it is made on
           // each read and never kept on the state.
           contextKept: req.oauth === req.oauth,
-          stateFound: slots.length > 0,
-          reachesRequest: slots.flatMap((s) => pathsTo((req as unknown as Record<symbol, unknown>)[s], [req, req.session])),
+          stateFound: state !== undefined,
+          onRequest: Object.getOwnPropertySymbols(req).filter((s) => String(s).includes('express-oauth-client')).length,
+          reachesRequest: pathsTo(state, [req, req.session]),
         };
         res.json({ authenticated });
       });
@@ -90,6 +92,8 @@ describe('per-request state does not point back at the request', () => {
     expect(JSON.parse(res.body)).toEqual({ authenticated: true });
     expect(retention?.stateFound).toBe(true);
     expect(retention?.contextKept).toBe(false);
+    // Nothing on the request object either (the state is in a module-private map).
+    expect(retention?.onRequest).toBe(0);
     expect(retention?.reachesRequest).toEqual([]);
   });
 });

@@ -47,9 +47,12 @@ if (opts['summarize-heap']) {
   process.exit(0);
 }
 
-const paths = { P1: '/p1', P2: '/p2', P4: '/login' };
-if (!paths[opts.scenario]) throw new Error('--scenario must be P1, P2 or P4 (full logins, one after another)');
-if (!['pkg', 'baseline', 'eoc-cookie', 'eoc-redis'].includes(opts.variant)) throw new Error('--variant must be pkg, baseline, eoc-cookie or eoc-redis');
+const paths = { P1: '/p1', P2: '/p2', P4: '/login', P6: '/p6/v1/me' };
+if (!paths[opts.scenario]) throw new Error('--scenario must be P1, P2, P4 (full logins, one after another) or P6 (GET through the API proxy)');
+// P6 runs the proxy variants: the package's oauthProxy() or the hand-written proxy route.
+const extraHeaders = opts.scenario === 'P6' ? { 'x-csrf': '1' } : undefined;
+if (!['pkg', 'baseline', 'eoc-cookie', 'eoc-redis', 'pkg-proxy', 'baseline-proxy', 'pkg-dpop'].includes(opts.variant))
+  throw new Error('--variant must be pkg, baseline, eoc-cookie, eoc-redis, pkg-dpop, pkg-proxy or baseline-proxy');
 const duration = Math.min(120, Math.max(1, Number(opts.duration)));
 const runId = `prof${Date.now().toString(36)}`;
 const prefix = `bench:${runId}:`;
@@ -93,10 +96,10 @@ try {
       console.log(opts.heap ? summarizeHeapProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus, requests: logins }) : summarizeProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus }));
     process.exit(0);
   }
-  const warm = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: 2 }, 60_000);
+  const warm = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: 2, headers: extraHeaders }, 60_000);
   const gc0 = structuredClone(await app.request('gc', {}));
   const cpu0 = await app.request('cpu', {});
-  const r = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: duration }, (duration + 60) * 1000);
+  const r = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: duration, headers: extraHeaders }, (duration + 60) * 1000);
   console.log(`${opts.variant} ${opts.scenario}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(1)} ms, ${r.non2xx + r.errors} failed (profile includes startup, login and a 2 s warm-up)`);
   const gc1 = await app.request('gc', {});
   const cpu1 = await app.request('cpu', {});

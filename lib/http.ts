@@ -46,8 +46,9 @@ export type FormResponseHook = (status: number, headers: Headers, body: Buffer, 
 export function createBoundedFetch(timeoutMs: number, maxBytes: number, { onFormResponse }: { onFormResponse?: FormResponseHook } = {}) {
   return async function boundedFetch(url: string, options: FetchOptions): Promise<Response> {
     const controller = new AbortController();
-    const timeout = new FetchTimeoutError();
-    const timer = setTimeout(() => controller.abort(timeout), timeoutMs);
+    // Made only when the deadline passes (an Error captures a stack trace: not on every request).
+    let timeout: FetchTimeoutError | undefined;
+    const timer = setTimeout(() => controller.abort((timeout = new FetchTimeoutError())), timeoutMs);
     const onOuterAbort = () => controller.abort(options.signal?.reason);
     options.signal?.addEventListener('abort', onOuterAbort, { once: true });
     try {
@@ -55,7 +56,7 @@ export function createBoundedFetch(timeoutMs: number, maxBytes: number, { onForm
       try {
         res = await fetch(url, { ...(options as RequestInit), redirect: 'manual', signal: controller.signal });
       } catch (err) {
-        if (controller.signal.aborted && controller.signal.reason === timeout) throw timeout;
+        if (timeout && controller.signal.reason === timeout) throw timeout;
         throw new FetchNetworkError(networkCode(err));
       }
       const declared = Number(res.headers.get('content-length'));
@@ -80,7 +81,7 @@ export function createBoundedFetch(timeoutMs: number, maxBytes: number, { onForm
           }
         } catch (err) {
           if (err instanceof FetchTooLargeError) throw err;
-          if (controller.signal.aborted && controller.signal.reason === timeout) throw timeout;
+          if (timeout && controller.signal.reason === timeout) throw timeout;
           throw new FetchNetworkError(networkCode(err));
         }
       }

@@ -7,6 +7,8 @@
 
 // Raw characters never accepted in the suffix: backslash, NUL and other controls, and space.
 const RAW_REFUSED = /[\\\u0000-\u0020\u007f]/;
+// A segment of these characters only is plain as it stands (no dot, no percent, no separator): no check more.
+const PLAIN_SEGMENT = /^[A-Za-z0-9_~-]+$/;
 // After one decode: separators, controls, and anything still encoded (`%2e` from `%252e`).
 const DECODED_REFUSED = /[/\\\u0000-\u001f\u007f]|%[0-9a-f]{2}/i;
 
@@ -31,6 +33,7 @@ export function mapPath(basePath: string, suffix: string): string | undefined {
       if (i === segments.length - 1) continue;
       return undefined;
     }
+    if (PLAIN_SEGMENT.test(raw)) continue;
     let decoded: string;
     try {
       decoded = decodeURIComponent(raw);

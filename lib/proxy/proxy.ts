@@ -152,7 +152,7 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
       }
     }
     seam.telemetry.apiCall('proxy', upstream.statusCode ?? 0);
-    await relay(p, res, upstream, cred.token);
+    await relay(p, res, upstream, cred.forms ?? tokenForms(cred.token));
   } catch (err) {
     throw failed(err);
   }
@@ -213,7 +213,7 @@ async function send(
 }
 
 /** Streams the upstream answer back: allowed headers (token redacted), body decoded if needed, capped and masked. */
-function relay(p: ResolvedProxy, res: Response, upstream: http.IncomingMessage, token: string): Promise<void> {
+function relay(p: ResolvedProxy, res: Response, upstream: http.IncomingMessage, forms: readonly string[]): Promise<void> {
   const declared = upstream.headers['content-length'];
   if (declared !== undefined && Number(declared) > p.maxResponseBytes) {
     upstream.destroy();
@@ -225,7 +225,6 @@ function relay(p: ResolvedProxy, res: Response, upstream: http.IncomingMessage, 
     upstream.destroy();
     throw upstreamError('The API answered with an unsupported Content-Encoding.');
   }
-  const forms = tokenForms(token);
   res.statusCode = upstream.statusCode ?? 502;
   const headers = pickHeaders(upstream.headers, p.responseHeaders);
   for (const [name, value] of Object.entries(headers)) {

@@ -201,6 +201,8 @@ async function exchangeAndStore(
   const user = { ...userinfo, ...(tokenSet.claims ?? {}), ...(tokenSet.sub ? { sub: tokenSet.sub } : {}) };
   const moved: typeof others = [];
   const dropped: typeof others = [];
+  /** This login's session index entries, once written (removed again if the login fails after). */
+  let indexed: Awaited<ReturnType<typeof instance.sessions.index.add>> | undefined;
   try {
     await reloadSession(sreq, cfg.storeTimeout);
     const before = sreq.session as unknown as Record<string, unknown>;
@@ -228,15 +230,22 @@ async function exchangeAndStore(
     if (record.scope === undefined && (cfg.scope || tx.extraScopes)) {
       record.scope = [...new Set([...cfg.scope.split(' '), ...(tx.extraScopes ?? [])])].filter(Boolean).join(' ');
     }
-    const written = await tokens.write(sreq.sessionID, record);
-    // The session index (back-channel logout, auth.sessions): before the session is saved, so a login is never live unindexed.
-    const idx = await instance.sessions.index.add(sreq.sessionID, {
-      sub: tokenSet.sub,
-      sid: tokenSet.sid,
-      at: mine.loginAt!,
-      userAgent: req.headers['user-agent'],
-      ttlMs: instance.sessions.index.ttlMs(tokens.ttlOf(written.record), sreq.session.cookie.maxAge),
-    });
+    // The record and the session index (back-channel logout, auth.sessions) are written side by side (one
+    // round trip, not two), both before the session is saved: a login is never live unindexed or without
+    // its record. A failure of either undoes both (below).
+    const newSid = sreq.sessionID;
+    const [, idx] = await Promise.all([
+      tokens.write(newSid, record),
+      instance.sessions.index
+        .add(newSid, {
+          sub: tokenSet.sub,
+          sid: tokenSet.sid,
+          at: mine.loginAt!,
+          userAgent: req.headers['user-agent'],
+          ttlMs: instance.sessions.index.ttlMs(tokens.ttlOf(record), sreq.session.cookie.maxAge),
+        })
+        .then((added) => (indexed = added)),
+    ]);
     if (idx.sub || idx.sid) mine.idx = idx;
     for (const other of others) {
       if (!isLoggedIn(namespaceOf(before, other.cfg.sessionKey))) continue;
@@ -265,6 +274,7 @@ async function exchangeAndStore(
       setNamespace(sreq.session, cfg.sessionKey, undefined);
       for (const other of others) setNamespace(sreq.session, other.cfg.sessionKey, undefined);
       void tokens.remove(newSid).catch(() => {});
+      if (indexed) void instance.sessions.index.remove(newSid, indexed).catch(() => {});
       for (const other of moved) void other.tokens.remove(newSid).catch(() => {});
     }
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);

@@ -35,6 +35,7 @@ const { values: opts } = parseArgs({
     aa: { type: 'boolean' },
     'no-aa': { type: 'boolean', default: false },
     rounds: { type: 'string' },
+    slices: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string' },
     storms: { type: 'string' },
@@ -63,6 +64,11 @@ const settings = {
   // (One-second windows were tried: a major GC falls in some and not in others, +/-30 % per round.)
   rounds: Math.floor(positiveInt('rounds', opts.rounds, quick ? 1 : 15)),
   durationSec: positiveInt('duration', opts.duration, 2),
+  // Each variant's measurement in a round is cut into this many slices, taken in turn with the other
+  // variants' (A B C D E A B C D E ...): a drift of the machine over a few seconds then lands on every
+  // variant alike instead of on whichever ran during it (per-round A/A ratios spread 0.64-1.48 with one
+  // 2-second block per variant). Requests and CPU are summed over the slices.
+  slices: Math.floor(positiveInt('slices', opts.slices, quick ? 1 : 4)),
   warmupSec: quick ? 1 : 5,
   // A scenario-round during which other work on the machine used more than this many cores is thrown
   // away and run again once the machine is quiet (Linux; see lib/machine-load.js). Waiting and re-running
@@ -211,6 +217,29 @@ function commandLine() {
   return `node bench/run.js${args.length ? ` ${args.join(' ')}` : ''}`;
 }
 
+/** One measurement from its slices: requests, time and CPU summed; latency percentiles as the median slice's. */
+function combineSlices(parts) {
+  if (parts.length === 1) return parts[0];
+  const requests = parts.reduce((a, p) => a + p.requests, 0);
+  const seconds = parts.reduce((a, p) => a + (p.requests && p.rps ? p.requests / p.rps : 0), 0);
+  const cpuUs = parts.reduce((a, p) => a + (Number.isFinite(p.cpuUsPerRequest) ? p.cpuUsPerRequest * p.requests : 0), 0);
+  const statuses = {};
+  for (const p of parts) for (const [k, v] of Object.entries(p.statuses ?? {})) statuses[k] = (statuses[k] ?? 0) + v;
+  const sum = (key) => parts.reduce((a, p) => a + (p[key] ?? 0), 0);
+  return {
+    requests,
+    rps: seconds > 0 ? requests / seconds : NaN,
+    p50: median(parts.map((p) => p.p50)),
+    p99: median(parts.map((p) => p.p99)),
+    non2xx: sum('non2xx'),
+    errors: sum('errors'),
+    timeouts: sum('timeouts'),
+    statuses,
+    outsideCores: max(parts.map((p) => p.outsideCores)),
+    cpuUsPerRequest: requests ? cpuUs / requests : NaN,
+  };
+}
+
 async function main() {
   const started = new Date();
   log(`run ${runId}: ${quick ? 'quick' : 'full'} (${settings.rounds} round(s) x ${settings.durationSec} s, ${settings.connections} connections, variants: ${VARIANTS.map((v) => v.id).join(', ')}; P2 only: ${P2_ONLY.map((v) => v.id).join(', ')})`);
@@ -315,13 +344,19 @@ async function main() {
       // garbage collection) cannot favour one variant.
       const runs = appsFor(scenario);
       const order = runs.map((_, k) => runs[(k + round - 1) % runs.length]);
+      const slices = new Map(order.map((app) => [app, []]));
+      for (let k = 0; k < settings.slices; k++) {
+        for (const app of order) {
+          slices.get(app).push(await load(app, scenario, settings.durationSec / settings.slices));
+          // Lets the previous process close its connections and collect its garbage before the next one runs.
+          await sleep(settings.slices > 1 ? 100 : 300);
+        }
+      }
       for (const app of order) {
-        const r = await load(app, scenario, settings.durationSec);
+        const r = combineSlices(slices.get(app));
         const bad = r.non2xx + r.errors + r.timeouts;
         if (bad > 0) log(`warning: ${app.variant.id} ${scenario.id} round ${round}: ${bad} failed responses ${JSON.stringify(r.statuses)}`);
         batch.push({ round, scenario: scenario.id, variant: app.variant.id, rps: r.rps, p50: r.p50, p99: r.p99, cpuUs: r.cpuUsPerRequest, outsideCores: r.outsideCores, requests: r.requests, failed: bad, statuses: r.statuses });
-        // Lets the previous process close its connections and collect its garbage before the next one runs.
-        await sleep(300);
       }
       const worst = max(batch.map((b) => b.outsideCores));
       const disturbed = worst > settings.outsideLoadLimit;

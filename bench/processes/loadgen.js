@@ -26,8 +26,10 @@ function runAutocannon({ url, cookie, connections, durationSec, amount, headers:
         url,
         connections,
         // `amount` (a number of requests) ends the run as soon as they are answered; `duration` ends it on
-        // autocannon's one-second tick.
+        // autocannon's sampling tick.
         ...(amount ? { amount } : { duration: durationSec }),
+        // autocannon ends a run on its sampling tick: a tick as long as the run, so a 0.5 s slice lasts 0.5 s.
+        ...(amount ? {} : { sampleInt: Math.max(100, Math.min(1000, Math.round(durationSec * 1000))) }),
         headers: { ...(cookie ? { cookie } : {}), ...extra },
         timeout: 10,
       },

@@ -36,6 +36,7 @@ const { values: opts } = parseArgs({
     'no-aa': { type: 'boolean', default: false },
     rounds: { type: 'string' },
     slices: { type: 'string' },
+    generations: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string' },
     storms: { type: 'string' },
@@ -69,6 +70,12 @@ const settings = {
   // variant alike instead of on whichever ran during it (per-round A/A ratios spread 0.64-1.48 with one
   // 2-second block per variant). Requests and CPU are summed over the slices.
   slices: Math.floor(positiveInt('slices', opts.slices, quick ? 1 : 4)),
+  // Every variant's process is started anew this many times in the run (rounds split evenly between
+  // them). Two processes of the same code differ by up to 20 % in CPU per request for their whole life
+  // (JIT and heap-sizing decisions made early): with one process per variant for the whole run, the A/A
+  // copy came out at 1.01x CPU in one run and the package itself at 1.23x in the same run. Medians over
+  // generations average that out instead of measuring one draw of it.
+  generations: Math.floor(positiveInt('generations', opts.generations, quick || opts.profile ? 1 : 3)),
   warmupSec: quick ? 1 : 5,
   // A scenario-round during which other work on the machine used more than this many cores is thrown
   // away and run again once the machine is quiet (Linux; see lib/machine-load.js). Waiting and re-running
@@ -274,17 +281,30 @@ async function main() {
   }
   outside = new OutsideLoad(() => [process.pid, ...[...children.all].map((c) => c.pid), ...(redisPid ? [redisPid] : [])]);
 
-  // 2. One process per variant; each logs in once and reuses its cookie.
+  // 2. One process per variant; each logs in once and reuses its cookie. Started again for each generation.
   const apps = [];
-  for (const v of [...VARIANTS, ...P2_ONLY]) {
-    const child = await startApp(v.id, v, `${PREFIX}${v.id}:`, { profile: settings.profile && (v.id === 'pkg' || v.id === 'baseline') });
-    if (settings.pinning && !pin(child.pid, settings.pinning.appCpus)) throw new Error(`could not pin ${v.id} (pid ${child.pid})`);
-    const login = await checkedLogin(loadgen, child.info.url);
-    await expectOk(loadgen, `${child.info.url}/p1`, login.cookieHeader, v.id);
-    await expectOk(loadgen, `${child.info.url}/p2`, login.cookieHeader, v.id);
-    apps.push({ variant: v, child, url: child.info.url, cookie: login.cookieHeader, cookieBytes: login.cookieBytes, cookieNames: login.cookieNames });
-    log(`${v.id} ready at ${child.info.url} (pid ${child.pid}); session cookie ${login.cookieBytes} bytes`);
-  }
+  const memory = {};
+  const startApps = async (generation) => {
+    apps.length = 0;
+    for (const v of [...VARIANTS, ...P2_ONLY]) {
+      const child = await startApp(v.id, v, `${PREFIX}${v.id}:`, { profile: settings.profile && (v.id === 'pkg' || v.id === 'baseline') });
+      if (settings.pinning && !pin(child.pid, settings.pinning.appCpus)) throw new Error(`could not pin ${v.id} (pid ${child.pid})`);
+      const login = await checkedLogin(loadgen, child.info.url);
+      await expectOk(loadgen, `${child.info.url}/p1`, login.cookieHeader, v.id);
+      await expectOk(loadgen, `${child.info.url}/p2`, login.cookieHeader, v.id);
+      apps.push({ variant: v, child, url: child.info.url, cookie: login.cookieHeader, cookieBytes: login.cookieBytes, cookieNames: login.cookieNames });
+      log(`${v.id} ready at ${child.info.url} (pid ${child.pid}, generation ${generation}); session cookie ${login.cookieBytes} bytes`);
+    }
+  };
+  /** P5 peak RSS (the highest of the variant's processes), then the processes stop (their Redis keys go with them). */
+  const stopApps = async () => {
+    for (const app of apps) {
+      const stats = await app.child.request('stats', {}, 10_000);
+      if (!memory[app.variant.id] || stats.maxRssBytes > memory[app.variant.id].maxRssBytes) memory[app.variant.id] = stats;
+    }
+    for (const app of apps) await app.child.stop(10_000);
+  };
+  await startApps(1);
 
   const SCENARIOS = [
     { id: 'P1', path: '/p1' },
@@ -306,11 +326,16 @@ async function main() {
     return { ...r, outsideCores, cpuUsPerRequest: r.requests ? (cpuAfter - cpuBefore) / r.requests : NaN };
   };
 
-  // 3. Warm-up (not recorded).
-  for (const scenario of SCENARIOS) {
-    for (const app of appsFor(scenario)) await load(app, scenario, settings.warmupSec);
-  }
+  // 3. Warm-up (not recorded); shorter for later generations.
+  const warmUp = async (seconds) => {
+    for (const scenario of SCENARIOS) {
+      for (const app of appsFor(scenario)) await load(app, scenario, seconds);
+    }
+  };
+  await warmUp(settings.warmupSec);
   log('warm-up done');
+  const roundsPerGeneration = Math.ceil(settings.rounds / settings.generations);
+  let generation = 1;
 
   // 4. Rounds: each scenario, variants in order A B C D ...; then one or two full logins per variant (P4).
   //    A scenario-round during which other work used the machine is kept but marked as disturbed; the run
@@ -336,6 +361,13 @@ async function main() {
     const extra = round > settings.rounds;
     const todo = SCENARIOS.filter((sc) => !extra || quietRounds[sc.id] < settings.rounds);
     if (todo.length === 0 || (extra && !budgetLeft())) break;
+    if (!extra && round > 1 && (round - 1) % roundsPerGeneration === 0) {
+      generation++;
+      await stopApps();
+      await startApps(generation);
+      await warmUp(2);
+      log(`generation ${generation}: every variant's process started anew and warmed up`);
+    }
     for (const scenario of todo) {
       const started = performance.now();
       const batch = [];
@@ -404,9 +436,7 @@ async function main() {
   }
 
   // 5. P5: peak RSS of each app process (getrusage maxrss, after all the load), then stop them.
-  const memory = {};
-  for (const app of apps) memory[app.variant.id] = await app.child.request('stats', {}, 10_000);
-  for (const app of apps) await app.child.stop(10_000);
+  await stopApps();
   log('steady-state variants stopped (their Redis keys deleted)');
 
   // 5b. P6: the API proxy for browser apps against a hand-written proxy route (lib/p6.js).

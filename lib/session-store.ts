@@ -5,7 +5,20 @@ import { StoreUnavailableError } from './errors.js';
 export interface BoundedSessionStoreOptions {
   /** Longest wait for any store operation, in ms. Default 2000. */
   timeout?: number;
+  /**
+   * Lazy touch, in seconds (default 0: every touch goes to the store). express-session touches the session
+   * in the store on every request that does not change it (connect-redis: an `EXPIRE`); with `touchAfter`,
+   * this process passes a session's touch on at most once per `touchAfter` seconds (a write counts as one),
+   * which takes one store command off most requests. The cost: a session's expiry in the store moves in
+   * steps, so it can end up to `touchAfter` seconds before `maxAge` (or the store's TTL) after its last
+   * request. Keep it well below the session lifetime (e.g. 60 for sessions of hours). What connect-mongo
+   * calls `touchAfter`.
+   */
+  touchAfter?: number;
 }
+
+/** Sessions whose touch this process passed on recently are remembered up to this many (then forgotten at once). */
+const MAX_TOUCHED = 100_000;
 
 const BOUNDED = ['get', 'set', 'destroy', 'touch'] as const;
 
@@ -26,6 +39,17 @@ const BOUNDED = ['get', 'set', 'destroy', 'touch'] as const;
 export function boundedSessionStore<S extends Store>(store: S, options: BoundedSessionStoreOptions = {}): S {
   const timeout = options.timeout ?? 2000;
   if (!(typeof timeout === 'number' && timeout > 0)) throw new TypeError('boundedSessionStore: `timeout` must be a positive number of ms.');
+  const touchAfter = options.touchAfter ?? 0;
+  if (!(typeof touchAfter === 'number' && touchAfter >= 0 && Number.isFinite(touchAfter)))
+    throw new TypeError('boundedSessionStore: `touchAfter` must be a number of seconds, 0 or more.');
+  const touchAfterMs = touchAfter * 1000;
+  /** Session id -> when this process last passed on a touch or a write of it (only with `touchAfter`). */
+  const touched = new Map<string, number>();
+  const noteTouched = (sid: unknown) => {
+    if (touchAfterMs === 0 || typeof sid !== 'string') return;
+    if (touched.size >= MAX_TOUCHED) touched.clear();
+    touched.set(sid, Date.now());
+  };
   // Keyed by the store's own function, so a method replaced later (the logout guard wraps `set`) is seen.
   const wrapped = new WeakMap<object, unknown>();
   return new Proxy(store, {
@@ -45,6 +69,14 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
         fn = function boundedStoreCall(this: unknown, ...args: unknown[]) {
           const last = args.length - 1;
           const callback = typeof args[last] === 'function' ? (args[last] as (err?: unknown, value?: unknown) => void) : undefined;
+          if (touchAfterMs > 0) {
+            const sid = args[0];
+            if (prop === 'touch' && typeof sid === 'string') {
+              const at = touched.get(sid);
+              // Answered on the next tick, as a store would: nothing is sent.
+              if (at !== undefined && Date.now() - at < touchAfterMs) return void (callback && process.nextTick(callback));
+            } else if (prop === 'destroy') touched.delete(sid as string);
+          }
           let settled = false;
           const timer = setTimeout(() => {
             if (settled) return;
@@ -55,6 +87,7 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
             if (settled) return;
             settled = true;
             clearTimeout(timer);
+            if (!err && (prop === 'touch' || prop === 'set')) noteTouched(args[0]);
             if (err && !(err as { code?: string }).code?.startsWith?.('ENOENT'))
               callback?.(new StoreUnavailableError(`Session store ${String(prop)} failed.`, err));
             else callback?.(err, result);

@@ -3,7 +3,7 @@ import express from 'express';
 import { boundedSessionStore, oauth, oauthErrorHandler, requireAuth, RedisTokenStore } from 'express-oauth-client';
 import { finalErrorHandler, healthz, logger, redisSession } from './common.js';
 
-export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, clientSecret, sessionSecret, encryptionKey, scope, dpop = false }) {
+export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, clientSecret, sessionSecret, encryptionKey, scope, dpop = false, touchAfter }) {
   const auth = oauth({
     issuer,
     clientId,
@@ -27,7 +27,7 @@ export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, c
 
   const app = express();
   app.get('/healthz', healthz);
-  app.use(redisSession({ redis, prefix, sessionSecret, wrap: boundedSessionStore }));
+  app.use(redisSession({ redis, prefix, sessionSecret, wrap: (store) => boundedSessionStore(store, touchAfter ? { touchAfter } : {}) }));
   app.use(auth);
   app.get('/p1', requireAuth(), (req, res) => {
     res.json({ sub: req.oauth.user.sub });

@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import express from 'express';
+import session from 'express-session';
+import { RedisStore } from 'connect-redis';
+import request from 'supertest';
+import { boundedSessionStore } from '../../lib/index.js';
+import { connectRedis, type Redis } from '../helpers/env.js';
+
+/** connect-redis, counting the touches that reach it. */
+class CountingStore extends RedisStore {
+  touches = 0;
+  override touch(...args: Parameters<RedisStore['touch']>): ReturnType<RedisStore['touch']> {
+    this.touches++;
+    return super.touch(...args);
+  }
+}
+
+let redis: Redis;
+const prefix = `test:touch:${process.pid}:${Date.now()}:`;
+const FILLER = 'x'.repeat(20_000);
+
+beforeAll(async () => {
+  redis = await connectRedis();
+});
+afterAll(async () => {
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) if (keys.length) await redis.del(keys);
+  await redis.quit();
+});
+
+function appWith(touchAfter: number | undefined, name: string) {
+  const inner = new CountingStore({ client: redis, prefix: `${prefix}${name}:` });
+  const app = express();
+  app.use(
+    session({
+      store: boundedSessionStore(inner, touchAfter === undefined ? {} : { touchAfter }),
+      secret: 'touch-test-secret-0123456789',
+      resave: false,
+      saveUninitialized: false,
+      cookie: { maxAge: 60_000 },
+    }),
+  );
+  app.post('/login', (req, res) => {
+    (req.session as unknown as { user: string }).user = 'alice';
+    res.json({ ok: true });
+  });
+  // A large body: the response must arrive whole whether the touch was passed on or answered at once.
+  app.get('/me', (req, res) => res.json({ user: (req.session as unknown as { user?: string }).user ?? null, filler: FILLER }));
+  return { app, inner, key: (sid: string) => `${prefix}${name}:${sid}` };
+}
+
+const sidOf = (cookie: string) => /connect\.sid=s:([^.;]+)/.exec(decodeURIComponent(cookie))![1]!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('boundedSessionStore touchAfter (lazy touch)', () => {
+  it('passes a touch on at most once per touchAfter after a write; responses arrive whole; the session is kept', async () => {
+    const { app, inner, key } = appWith(1, 'lazy');
+    const agent = request.agent(app);
+    const login = await agent.post('/login').expect(200);
+    const sid = sidOf(String(login.headers['set-cookie']));
+    for (let i = 0; i < 10; i++) {
+      const res = await agent.get('/me').expect(200);
+      expect(res.body).toEqual({ user: 'alice', filler: FILLER });
+    }
+    // The write at login counts as a touch: none of the 10 requests within the second reached the store.
+    expect(inner.touches).toBe(0);
+    const ttlBefore = await redis.pTTL(key(sid));
+    await sleep(1100);
+    expect((await agent.get('/me').expect(200)).body.user).toBe('alice');
+    expect(inner.touches).toBe(1);
+    // That touch moved the expiry (back to about maxAge).
+    expect(await redis.pTTL(key(sid))).toBeGreaterThan(ttlBefore);
+    expect((await agent.get('/me').expect(200)).body.user).toBe('alice');
+    expect(inner.touches).toBe(1);
+    // Nothing lost: the stored session still holds the login.
+    expect(JSON.parse((await redis.get(key(sid)))!).user).toBe('alice');
+  });
+
+  it('without touchAfter every request touches, as express-session does', async () => {
+    const { app, inner } = appWith(undefined, 'eager');
+    const agent = request.agent(app);
+    await agent.post('/login').expect(200);
+    for (let i = 0; i < 5; i++) await agent.get('/me').expect(200);
+    expect(inner.touches).toBe(5);
+  });
+
+  it('refuses a negative or non-numeric touchAfter at startup', () => {
+    expect(() => boundedSessionStore(new CountingStore({ client: redis }), { touchAfter: -1 })).toThrow(/touchAfter/);
+    expect(() => boundedSessionStore(new CountingStore({ client: redis }), { touchAfter: Number.NaN })).toThrow(/touchAfter/);
+  });
+});

@@ -138,6 +138,40 @@ describe('F: storeTimeout bounds session save, regenerate and destroy (failure t
     expect((await env.login(browser)).callback.status).toBe(302);
   });
 
+  it('F24: callback whose final session save hangs: 503, and neither a token record nor a session-index entry is left for the new session', async () => {
+    // What the token store holds under this env's prefix: records and session-index fields (the index maps a user to her sessions).
+    const holdings = async () => {
+      let records = 0;
+      let indexFields = 0;
+      for await (const keys of redis.scanIterator({ MATCH: `${env.prefix}*`, COUNT: 200 })) {
+        for (const key of keys) {
+          if (key.includes('idx:')) indexFields += await redis.hLen(key);
+          else if (key.includes('tok:')) records++;
+        }
+      }
+      return { records, indexFields };
+    };
+    const browser = new TestBrowser();
+    const cb = await env.startLogin(browser);
+    const before = await holdings();
+    store.hold('set');
+    // The unbounded store also holds express-session's own end-of-request save of the answer (see F21): the
+    // held writes fail when released, and the answer then goes out.
+    const pending = browser.request(cb);
+    setTimeout(() => store.release(), 1500);
+    expect((await pending).status).toBe(503);
+    // The record and the index entry were written before the save; the failed login removes both (best effort,
+    // not awaited by the answer): wait for it.
+    const deadline = Date.now() + 5000;
+    let after = await holdings();
+    while ((after.records !== before.records || after.indexFields !== before.indexFields) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await holdings();
+    }
+    expect(after).toEqual(before);
+    expect((await browser.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } })).status).toBe(401);
+  });
+
   it('F23: logout whose session destroy hangs: 503 within the bound, no cookie cleared, and the login is over (logout is final)', async () => {
     const { browser } = await env.login();
     const sid = env.sid(browser);

@@ -140,6 +140,11 @@ export class RequestTokens {
   }
 }
 
+/** Whether the session express-session loaded holds a completed login (or connection) of `instance`: no store read. */
+export function sessionLoggedIn(req: Request, instance: Instance): boolean {
+  return isLoggedIn(namespaceOf(instance.session(req).session, instance.cfg.sessionKey));
+}
+
 /** The request's token source for the instance of `state`: built on first use, shared by `req.oauthClient`, `req.oauth` and the proxy. */
 export function tokensOf(req: Request, state: RequestState): RequestTokens {
   if (state.tokens) return state.tokens;
@@ -192,7 +197,7 @@ class RequestContext implements OAuthRequestContext {
 
   isConnected(provider: string): boolean {
     const instance = this.#named(provider, 'req.oauth.isConnected()');
-    return isLoggedIn(namespaceOf(instance.session(this.#req).session, instance.cfg.sessionKey));
+    return sessionLoggedIn(this.#req, instance);
   }
 
   loginUrl(options: { provider?: string; scope?: string | string[]; returnTo?: string } = {}): string {

@@ -1,8 +1,7 @@
 import type { RequestHandler } from 'express';
 import { LoginRequiredError, createOAuthError } from './errors.js';
 import { renderOAuthError } from './render.js';
-import { stateOf } from './request-state.js';
-import { isLoggedIn, namespaceOf } from './session.js';
+import { sessionLoggedIn, stateOf } from './request-state.js';
 import { lifetimeEnded } from './sessions/lifetimes.js';
 
 /**
@@ -26,8 +25,8 @@ export function requireAuth(): RequestHandler {
       );
     }
     const instance = state.instance;
-    // Read from the session express-session loaded, as req.oauth does, without building req.oauth.
-    if (isLoggedIn(namespaceOf((req as { session?: object }).session, instance.cfg.sessionKey))) return next();
+    // What req.oauth.isAuthenticated says, without building req.oauth.
+    if (sessionLoggedIn(req, instance)) return next();
     const ended = lifetimeEnded(req);
     renderOAuthError(
       instance,

@@ -79,6 +79,8 @@ try {
   });
   const login = await loadgen.request('login', { appUrl: app.info.url }, 30_000);
   const url = `${app.info.url}${paths[opts.scenario]}`;
+  /** What the profile covers, for per-unit figures: logins (P4) or requests (the heap profile counts the warm-up too). */
+  let units;
   if (opts.scenario === 'P4') {
     // Logins one after another through the provider's pages, for `duration` seconds.
     const cpuStart = await app.request('cpu', {});
@@ -90,34 +92,31 @@ try {
     }
     const cpuEnd = await app.request('cpu', {});
     console.log(`${opts.variant} P4: ${logins} logins in ${duration} s, app CPU ${((cpuEnd - cpuStart) / logins / 1000).toFixed(2)} ms per login`);
-    await app.stop(15_000);
-    await children.stopAll();
-    if (!opts['no-prof'])
-      console.log(opts.heap ? summarizeHeapProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus, requests: logins }) : summarizeProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus }));
-    process.exit(0);
-  }
-  const warm = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: 2, headers: extraHeaders }, 60_000);
-  const gc0 = structuredClone(await app.request('gc', {}));
-  const cpu0 = await app.request('cpu', {});
-  const r = await loadgen.request('load', { url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec: duration, headers: extraHeaders }, (duration + 60) * 1000);
-  console.log(`${opts.variant} ${opts.scenario}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(1)} ms, ${r.non2xx + r.errors} failed (profile includes startup, login and a 2 s warm-up)`);
-  const gc1 = await app.request('gc', {});
-  const cpu1 = await app.request('cpu', {});
-  const reqs = Math.round(r.rps * duration);
-  console.log(`app CPU ${((cpu1 - cpu0) / reqs).toFixed(1)} µs per request`);
-  for (const [kind, t] of Object.entries(gc1)) {
-    const d = { count: t.count - (gc0[kind]?.count ?? 0), ms: t.ms - (gc0[kind]?.ms ?? 0) };
-    console.log(`gc ${kind}: ${d.count} pauses, ${d.ms.toFixed(0)} ms in all, ${((1000 * d.ms) / reqs).toFixed(1)} µs per request`);
+    units = logins;
+  } else {
+    const load = (durationSec) => ({ url, cookie: login.cookieHeader, connections: Number(opts.connections), durationSec, headers: extraHeaders });
+    const warm = await loadgen.request('load', load(2), 60_000);
+    const gc0 = structuredClone(await app.request('gc', {}));
+    const cpu0 = await app.request('cpu', {});
+    const r = await loadgen.request('load', load(duration), (duration + 60) * 1000);
+    console.log(`${opts.variant} ${opts.scenario}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(1)} ms, ${r.non2xx + r.errors} failed (profile includes startup, login and a 2 s warm-up)`);
+    const gc1 = await app.request('gc', {});
+    const cpu1 = await app.request('cpu', {});
+    const reqs = Math.round(r.rps * duration);
+    console.log(`app CPU ${((cpu1 - cpu0) / reqs).toFixed(1)} µs per request`);
+    for (const [kind, t] of Object.entries(gc1)) {
+      const d = { count: t.count - (gc0[kind]?.count ?? 0), ms: t.ms - (gc0[kind]?.ms ?? 0) };
+      console.log(`gc ${kind}: ${d.count} pauses, ${d.ms.toFixed(0)} ms in all, ${((1000 * d.ms) / reqs).toFixed(1)} µs per request`);
+    }
+    // The heap profile counts the login and the warm-up too; per request is an upper bound.
+    units = reqs + (opts.heap ? Math.round(warm.rps * 2) : 0);
   }
   await app.stop(15_000);
   await children.stopAll();
-  // The heap profile counts the login and the warm-up too; per request is an upper bound.
-  const requests = Math.round(r.rps * duration) + (opts.heap ? Math.round(warm.rps * 2) : 0);
-  if (!opts['no-prof']) console.log(
-    opts.heap
-      ? summarizeHeapProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus, requests })
-      : summarizeProfile(path.join(dir, name), { top: Number(opts.top), focus: opts.focus }),
-  );
+  if (!opts['no-prof']) {
+    const file = path.join(dir, name);
+    console.log(opts.heap ? summarizeHeapProfile(file, { top: Number(opts.top), focus: opts.focus, requests: units }) : summarizeProfile(file, { top: Number(opts.top), focus: opts.focus }));
+  }
 } catch (err) {
   console.error(err);
   process.exitCode = 1;

@@ -16,16 +16,11 @@ if (file) {
     includeObjectsCollectedByMajorGC: true,
     includeObjectsCollectedByMinorGC: true,
   });
-  let written = false;
-  const write = () => {
-    if (written) return;
-    written = true;
-    // An in-process inspector session answers synchronously, so this works inside an 'exit' handler.
+  // An in-process inspector session answers synchronously, so this works inside an 'exit' handler.
+  process.on('exit', () => {
     session.post('HeapProfiler.stopSampling', (err, res) => {
       if (!err) writeFileSync(file, JSON.stringify(res.profile));
       else console.error(`heap sampling failed: ${err.message}`);
     });
-  };
-  globalThis.__benchWriteHeapProfile = write;
-  process.on('exit', write);
+  });
 }

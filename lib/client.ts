@@ -56,17 +56,23 @@ const SOURCE = 'oauthTokenSource';
 type SourcedConfig = { [SOURCE]?: SourceHandle };
 
 /**
- * What a call's config carries instead of the token source itself: an opaque object with no fields (an
- * app that logs `err.config` sees `SourceHandle {}`), mapped to its source here.
+ * What a call's config carries instead of the token source itself: an opaque object whose only field is
+ * private (an app that logs `err.config` sees `SourceHandle {}`; nothing reflective reaches the source).
+ * A private field rather than a WeakMap entry: the garbage collector handles every live WeakMap entry as
+ * an ephemeron, which cost about 1 µs per entry and request (docs/performance.md).
  */
-class SourceHandle {}
-const sources = new WeakMap<SourceHandle, AccessTokenSource>();
+class SourceHandle {
+  readonly #source: AccessTokenSource;
+  constructor(source: AccessTokenSource) {
+    this.#source = source;
+  }
+  static sourceOf(handle: unknown): AccessTokenSource | undefined {
+    return typeof handle === 'object' && handle !== null && #source in handle ? handle.#source : undefined;
+  }
+}
 /** The handle of a failed call, for the 401 replay and the 403 scope check (it is removed from `err.config`). */
 const errorHandles = new WeakMap<object, SourceHandle>();
-const sourceOf = (config: SourcedConfig | undefined) => {
-  const handle = config?.[SOURCE];
-  return handle instanceof SourceHandle ? sources.get(handle) : undefined;
-};
+const sourceOf = (config: SourcedConfig | undefined) => SourceHandle.sourceOf(config?.[SOURCE]);
 type TaggedConfig = InternalAxiosRequestConfig & { [kRetried]?: boolean };
 
 /** axios's own Node http adapter: the only transport the guarded adapter dispatches through. */
@@ -195,6 +201,76 @@ function scrub(target: unknown, appConfig: InternalAxiosRequestConfig | undefine
   }
 }
 
+type CancelListener = (reason?: unknown) => void;
+
+/**
+ * A call's deadline, handed to axios's http adapter as the call's `cancelToken`: the adapter subscribes its
+ * abort (`subscribe`), which destroys the request or the response stream, and unsubscribes once the call
+ * (or a streamed body) is over. When `ms` pass first, the abort runs without a reason (axios then rejects
+ * with a `CanceledError`, turned into an {@link UpstreamTimeoutError}). The app's own `cancelToken` is
+ * forwarded to it (the adapter takes one), and the app's `signal` goes to the adapter as it is.
+ *
+ * Not an `AbortController` with a timer: in Node 20 a controller, its signal and the adapter's listener on
+ * it cost about 7 µs per call on the benchmark machine against 0.3 µs for this (docs/performance.md), and
+ * `AbortSignal.any()` (to merge the app's signal) more.
+ */
+class CallDeadline {
+  private readonly listeners: CancelListener[] = [];
+  private cancelled = false;
+  private reason: unknown = undefined;
+  /** Whether the deadline passed (as opposed to the app cancelling the call). */
+  timedOut = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly forward: CancelListener | undefined;
+
+  constructor(
+    ms: number,
+    private readonly appToken: unknown,
+  ) {
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.cancel(undefined);
+    }, ms);
+    this.timer.unref();
+    if (isCancelToken(appToken)) appToken.subscribe((this.forward = (reason) => this.cancel(reason)));
+  }
+
+  private cancel(reason: unknown): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.reason = reason;
+    for (const listener of this.listeners.splice(0)) listener(reason);
+  }
+
+  /** axios's http adapter: called with its abort function. */
+  subscribe(listener: CancelListener): void {
+    if (this.cancelled) listener(this.reason);
+    else this.listeners.push(listener);
+  }
+
+  unsubscribe(listener: CancelListener): void {
+    const i = this.listeners.indexOf(listener);
+    if (i !== -1) this.listeners.splice(i, 1);
+  }
+
+  /** The call is over (its body read, or its stream closed): the timer and the app's token let go. */
+  end(): void {
+    clearTimeout(this.timer);
+    this.listeners.length = 0;
+    if (this.forward) (this.appToken as CancelTokenLike).unsubscribe(this.forward);
+  }
+}
+
+interface CancelTokenLike {
+  subscribe(listener: CancelListener): void;
+  unsubscribe(listener: CancelListener): void;
+}
+const isCancelToken = (t: unknown): t is CancelTokenLike =>
+  typeof t === 'object' &&
+  t !== null &&
+  typeof (t as CancelTokenLike).subscribe === 'function' &&
+  typeof (t as CancelTokenLike).unsubscribe === 'function';
+
 const API_NOT_CONFIGURED = "req.oauthClient: no apiBaseUrl was configured in oauth(); set apiBaseUrl to the API the user's token is for.";
 const PROTOCOLS = new Set(['http:', 'https:']);
 const FRAMING_HEADERS = [
@@ -305,16 +381,8 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
     };
     if (dpop) await sign();
     // axios's timeout stops at the response headers; this deadline also covers a slow-drip body. It starts
-    // once the token is in hand: waiting for a refresh has bounds of its own. A controller and a timer that
-    // is cleared when the call is over, not AbortSignal.timeout(): that one's timer, weak reference and
-    // finalization registration stay for the whole httpTimeout after every call.
-    const deadlineController = new AbortController();
-    const deadline = deadlineController.signal;
-    const deadlineTimer = setTimeout(
-      () => deadlineController.abort(new DOMException('The API call took longer than httpTimeout.', 'TimeoutError')),
-      cfg.httpTimeout,
-    );
-    deadlineTimer.unref();
+    // once the token is in hand: waiting for a refresh has bounds of its own.
+    const deadline = new CallDeadline(cfg.httpTimeout, config.cancelToken);
     const userSignal = config.signal as AbortSignal | undefined;
     const maxContentLength =
       config.maxContentLength! > 0 && config.maxContentLength! <= cfg.maxResponseBytes ? config.maxContentLength : cfg.maxResponseBytes;
@@ -334,8 +402,8 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
       maxRate: config.maxRate,
       onUploadProgress: config.onUploadProgress,
       onDownloadProgress: config.onDownloadProgress,
-      cancelToken: config.cancelToken,
-      signal: userSignal ? AbortSignal.any([userSignal, deadline]) : deadline,
+      cancelToken: deadline,
+      signal: userSignal,
       transitional: config.transitional,
       formDataHeaderPolicy: (config as { formDataHeaderPolicy?: unknown }).formDataHeaderPolicy,
       maxRedirects: 0,
@@ -405,7 +473,7 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
         data.prependListener('error', (err) => scrub(err, config));
         if (typeof data.once === 'function') {
           streaming = true;
-          data.once('close', () => clearTimeout(deadlineTimer));
+          data.once('close', () => deadline.end());
         }
       } else redactBody(response, wanted, encoding, forms);
       return response;
@@ -417,13 +485,13 @@ function createSharedClient(cfg: ResolvedConfig, agents: SharedAgents): SharedCl
         redactHeaders(err.response, forms);
         redactBody(err.response, wanted, encoding, forms);
       }
-      const timedOut = deadline.aborted || (err instanceof AxiosError && (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT'));
+      const timedOut = deadline.timedOut || (err instanceof AxiosError && (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT'));
       if (timedOut && !userSignal?.aborted) throw new UpstreamTimeoutError(err);
       if (err instanceof AxiosError && err.response?.status === 401) rejectedToken.set(err, token);
       if (err instanceof AxiosError && handle) errorHandles.set(err, handle);
       throw err;
     } finally {
-      if (!streaming) clearTimeout(deadlineTimer);
+      if (!streaming) deadline.end();
     }
   };
 
@@ -462,7 +530,7 @@ function installInterceptors(instance: AxiosInstance, guarded: AxiosAdapter): vo
     const config = error.config as (TaggedConfig & SourcedConfig) | undefined;
     const used = rejectedToken.get(error);
     const handle = errorHandles.get(error);
-    const source = handle ? sources.get(handle) : undefined;
+    const source = SourceHandle.sourceOf(handle);
     if (error.response?.status === 403 && source?.forbidden) {
       const replaced = source.forbidden(error.response.headers?.['www-authenticate'], error);
       if (replaced) throw replaced;
@@ -498,14 +566,13 @@ const shared = new WeakMap<SharedAgents, SharedClient>();
 export function createOAuthClient(cfg: ResolvedConfig, agents: SharedAgents, source: AccessTokenSource): AxiosInstance {
   let client = shared.get(agents);
   if (!client) shared.set(agents, (client = createSharedClient(cfg, agents)));
-  const handle = new SourceHandle();
-  sources.set(handle, source);
+  const st: FacadeState = { handle: new SourceHandle(source), client, own: undefined };
   const facade = function oauthClient(configOrUrl: string | AxiosRequestConfig, config?: AxiosRequestConfig) {
-    return call(facade, typeof configOrUrl === 'string' ? { ...config, url: configOrUrl } : { ...configOrUrl });
+    return call(st, typeof configOrUrl === 'string' ? { ...config, url: configOrUrl } : { ...configOrUrl });
   } as unknown as Facade;
-  // Private state in a WeakMap, not on the function: nothing an app inspects leads to the token source.
-  state.set(facade, { handle, client, own: undefined });
   Object.setPrototypeOf(facade, facadeProto);
+  // Private state in a private field, not on the function: nothing an app inspects leads to the token source.
+  FacadeSlot.stamp(facade, st);
   return facade as unknown as AxiosInstance;
 }
 
@@ -516,17 +583,42 @@ interface FacadeState {
   /** The private instance, once this request's code changed `defaults` or `interceptors`. */
   own: AxiosInstance | undefined;
 }
-const state = new WeakMap<Facade, FacadeState>();
 
-function call(f: Facade, config: AxiosRequestConfig): Promise<AxiosResponse> {
-  const st = state.get(f)!;
+/** Returns the object it is given, so that a subclass's private fields land on that object. */
+class ReturnsTarget {
+  constructor(target: object) {
+    return target;
+  }
+}
+
+/**
+ * A facade's state in a private field of the facade function itself (the constructor-return idiom):
+ * invisible to inspection, reflection and JSON like a WeakMap entry, without the garbage collector's
+ * per-entry cost of a WeakMap (about 1-4 µs per request on the benchmark machine, docs/performance.md).
+ * A facade method called on anything else throws a TypeError.
+ */
+class FacadeSlot extends ReturnsTarget {
+  readonly #state: FacadeState;
+  private constructor(facade: Facade, state: FacadeState) {
+    super(facade);
+    this.#state = state;
+  }
+  static stamp(facade: Facade, state: FacadeState): void {
+    new FacadeSlot(facade, state);
+  }
+  static of(facade: Facade): FacadeState {
+    return (facade as unknown as FacadeSlot).#state;
+  }
+}
+
+function call(st: FacadeState, config: AxiosRequestConfig): Promise<AxiosResponse> {
   (config as AxiosRequestConfig & SourcedConfig)[SOURCE] = st.handle;
   return (st.own ?? st.client.instance).request(config);
 }
 
 /** A private instance for a request whose code changes `defaults` or `interceptors`. */
 function own(f: Facade): AxiosInstance {
-  const st = state.get(f)!;
+  const st = FacadeSlot.of(f);
   if (!st.own) {
     const { instance, adapter } = st.client;
     const mine = axios.create({ ...instance.defaults, headers: structuredClone(instance.defaults.headers) as AxiosRequestConfig['headers'] });
@@ -538,21 +630,21 @@ function own(f: Facade): AxiosInstance {
 
 const withoutBody = (method: string) =>
   function (this: Facade, url: string, config?: AxiosRequestConfig) {
-    return call(this, { ...config, method, url });
+    return call(FacadeSlot.of(this), { ...config, method, url });
   };
 const withBody = (method: string) =>
   function (this: Facade, url: string, data?: unknown, config?: AxiosRequestConfig) {
-    return call(this, { ...config, method, url, data });
+    return call(FacadeSlot.of(this), { ...config, method, url, data });
   };
 const formBody = (method: string) =>
   function (this: Facade, url: string, data?: unknown, config?: AxiosRequestConfig) {
-    return own(this)[`${method}Form` as 'postForm'](url, data, { ...config, [SOURCE]: state.get(this)!.handle } as AxiosRequestConfig);
+    return own(this)[`${method}Form` as 'postForm'](url, data, { ...config, [SOURCE]: FacadeSlot.of(this).handle } as AxiosRequestConfig);
   };
 
 const facadeProto = Object.create(Function.prototype, {
   request: {
     value(this: Facade, config: AxiosRequestConfig) {
-      return call(this, { ...config });
+      return call(FacadeSlot.of(this), { ...config });
     },
   },
   get: { value: withoutBody('get') },
@@ -567,7 +659,7 @@ const facadeProto = Object.create(Function.prototype, {
   patchForm: { value: formBody('patch') },
   getUri: {
     value(this: Facade, config?: AxiosRequestConfig) {
-      const st = state.get(this)!;
+      const st = FacadeSlot.of(this);
       return (st.own ?? st.client.instance).getUri(config);
     },
   },

@@ -101,16 +101,16 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
   if (!seam.apiOrigins.has(p.origin)) throw new OriginNotAllowedError(p.origin);
 
   let cred = await seam.credentials();
-  const ac = new AbortController();
+  const exchange = new Exchange();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    ac.abort();
+    exchange.end();
   }, p.timeout ?? seam.httpTimeout);
   // The answer is complete, or the browser went away (then the upstream exchange ends with it).
   res.once('close', () => {
     clearTimeout(timer);
-    if (!res.writableFinished) ac.abort();
+    if (!res.writableFinished) exchange.end();
   });
   const failed = (err: unknown): OAuthError =>
     err instanceof OAuthError
@@ -122,14 +122,14 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
           : upstreamError('The API could not be reached.');
 
   try {
-    let upstream = await send(p, seam, req, upstreamPath, cred, hasBody ? req : undefined, ac.signal);
+    let upstream = await send(p, seam, req, upstreamPath, cred, hasBody ? req : undefined, exchange);
     if (cred.dpop) {
       const nonce = readNonce(upstream.headers['dpop-nonce']);
       nonces.set(p.target.origin, nonce);
       // A nonce challenge: answered once, when there is no streamed body to lose.
       if (!hasBody && nonce !== undefined && isNonceChallenge(upstream.statusCode ?? 0, upstream.headers['www-authenticate'])) {
         upstream.resume();
-        upstream = await send(p, seam, req, upstreamPath, cred, undefined, ac.signal);
+        upstream = await send(p, seam, req, upstreamPath, cred, undefined, exchange);
         nonces.set(p.target.origin, readNonce(upstream.headers['dpop-nonce']));
       }
     }
@@ -139,7 +139,7 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
         // Nothing to lose: discard this answer, refresh (unless another request already did), replay once.
         upstream.resume();
         cred = await seam.credentials({ rejected });
-        upstream = await send(p, seam, req, upstreamPath, cred, undefined, ac.signal);
+        upstream = await send(p, seam, req, upstreamPath, cred, undefined, exchange);
       } else {
         // The body was streamed and is gone: no replay. Refresh for the next call, and pass the 401 on.
         upstream.pause();
@@ -158,6 +158,28 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
   }
 }
 
+/**
+ * The upstream side of one proxied call, ended on the deadline or when the browser goes away: the current
+ * upstream request is destroyed (with its response, if one is being relayed), and any later one at once.
+ * Not an `AbortController` passed as `signal`: in Node 20 a controller and the listener Node adds to its
+ * signal cost several µs per call (docs/performance.md); this is a field and a `destroy()`.
+ */
+class Exchange {
+  private ended = false;
+  private current: http.ClientRequest | undefined;
+
+  track(upReq: http.ClientRequest): void {
+    this.current = upReq;
+    if (this.ended) upReq.destroy(new Error('The proxied call has ended.'));
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.current?.destroy(new Error('The proxied call has ended.'));
+  }
+}
+
 /** Sends one upstream request; resolves with the response head. The request body (if any) is piped with its cap. */
 async function send(
   p: ResolvedProxy,
@@ -166,7 +188,7 @@ async function send(
   path: string,
   cred: OAuthCredentials,
   body: Readable | undefined,
-  signal: AbortSignal,
+  exchange: Exchange,
 ) {
   const auth = await authorization(p, req.method, path, cred);
   return new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -190,9 +212,9 @@ async function send(
         path,
         headers,
         agent: secure ? seam.agents.https : seam.agents.http,
-        signal,
         insecureHTTPParser: false,
       });
+      exchange.track(upReq);
     } catch {
       // Node refuses characters it would not put on a request line.
       return reject(bad('invalid_path', 'Invalid characters in the path or query.'));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import express from 'express';
-import type { AxiosAdapter, AxiosRequestConfig, AxiosRequestTransformer, InternalAxiosRequestConfig } from 'axios';
+import axios, { type AxiosAdapter, type AxiosRequestConfig, type AxiosRequestTransformer, type InternalAxiosRequestConfig } from 'axios';
 import { requireAuth } from '../../lib/index.js';
 import { createAgents, createOAuthClient } from '../../lib/client.js';
 import type { ResolvedConfig } from '../../lib/config.js';
@@ -595,5 +595,106 @@ describe('I: a keep-alive socket the API closed as idle (rule 12, reliability)',
       server.closeAllConnections();
       server.close();
     }
+  });
+});
+
+describe('I: the deadline of a call and the cancellation of the app (rule 12)', () => {
+  const TOKEN = 'DEADLINE-TOKEN-0123456789';
+  let server: http.Server;
+  let base: string;
+  /** Requests the server received, with the Authorization header each carried. */
+  const seen: Array<{ url: string; authorization: string | undefined }> = [];
+  const timers: NodeJS.Timeout[] = [];
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', authorization: req.headers.authorization });
+      if (req.url === '/hang') return; // never answers
+      if (req.url === '/drip') {
+        // Headers at once, then a chunk every 100 ms, forever: only an overall deadline ends it.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first;');
+        const t = setInterval(() => res.write('more;'), 100);
+        timers.push(t);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`ok ${req.url}`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    for (const t of timers) clearInterval(t);
+    server.closeAllConnections();
+    server.close();
+  });
+  const withClient = async (httpTimeout: number, run: (client: ReturnType<typeof createOAuthClient>) => Promise<void>) => {
+    const cfg = { apiOrigins: new Set([base]), apiBaseUrl: base, httpTimeout, maxResponseBytes: 1 << 20 } as unknown as ResolvedConfig;
+    const agents = createAgents();
+    try {
+      await run(createOAuthClient(cfg, agents, { accessToken: async () => TOKEN }));
+    } finally {
+      agents.http.destroy();
+    }
+  };
+
+  it('I46: a streamed body (responseType: stream) that keeps dripping is cut at httpTimeout; the stream error holds no token', async () => {
+    await withClient(800, async (client) => {
+      const started = Date.now();
+      const res = await client.get('/drip', { responseType: 'stream' });
+      expect(res.status).toBe(200);
+      const stream = res.data as NodeJS.ReadableStream;
+      let bytes = 0;
+      const outcome = await new Promise<{ error?: unknown; ended: boolean }>((resolve) => {
+        stream.on('data', (c: Buffer) => (bytes += c.length));
+        stream.on('error', (error) => resolve({ error, ended: false }));
+        stream.on('end', () => resolve({ ended: true }));
+        // Without a deadline on the stream this never settles: the test fails on the jest timeout instead.
+      });
+      const elapsed = Date.now() - started;
+      expect(outcome.ended).toBe(false);
+      expect(bytes).toBeGreaterThan(0);
+      expect(elapsed).toBeGreaterThanOrEqual(700);
+      expect(elapsed).toBeLessThan(4000);
+      expect(inspect(outcome.error, { depth: 6 })).not.toContain(TOKEN);
+    });
+  });
+
+  it("I47: the app's AbortSignal and its cancelToken cancel a hanging call (a cancellation, not upstream_timeout); an aborted signal sends nothing", async () => {
+    await withClient(10_000, async (client) => {
+      const before = seen.length;
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 200);
+      let started = Date.now();
+      const bySignal = await client.get('/hang', { signal: controller.signal }).catch((e: unknown) => e);
+      expect(axios.isCancel(bySignal)).toBe(true);
+      expect((bySignal as { code?: string }).code).toBe('ERR_CANCELED');
+      expect(Date.now() - started).toBeLessThan(3000);
+
+      const source = axios.CancelToken.source();
+      setTimeout(() => source.cancel('the user left'), 200);
+      started = Date.now();
+      const byToken = await client.get('/hang', { cancelToken: source.token }).catch((e: unknown) => e);
+      expect(axios.isCancel(byToken)).toBe(true);
+      expect((byToken as Error).message).toBe('the user left');
+      expect(Date.now() - started).toBeLessThan(3000);
+      // Both reached the API with the token before they were cancelled.
+      expect(seen.slice(before).map((s) => [s.url, s.authorization])).toEqual([
+        ['/hang', `Bearer ${TOKEN}`],
+        ['/hang', `Bearer ${TOKEN}`],
+      ]);
+      for (const e of [bySignal, byToken]) expect(inspect(e, { depth: 6 })).not.toContain(TOKEN);
+
+      // Already aborted or cancelled: nothing is sent at all.
+      const aborted = AbortSignal.abort();
+      expect(axios.isCancel(await client.get('/never', { signal: aborted }).catch((e: unknown) => e))).toBe(true);
+      const cancelled = axios.CancelToken.source();
+      cancelled.cancel('gone');
+      expect(axios.isCancel(await client.get('/never', { cancelToken: cancelled.token }).catch((e: unknown) => e))).toBe(true);
+      expect(seen.slice(before).filter((s) => s.url === '/never')).toEqual([]);
+
+      // The client still works afterwards, and a call that was not cancelled is not cut short.
+      expect((await client.get('/fine', { signal: new AbortController().signal, cancelToken: axios.CancelToken.source().token })).data).toBe('ok /fine');
+    });
   });
 });

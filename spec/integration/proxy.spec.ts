@@ -17,6 +17,8 @@ interface Received {
   headers: http.IncomingHttpHeaders;
   bytes: number;
   complete: boolean;
+  /** When the upstream's answer closed (set by the slow-drip route). */
+  closedAt?: number;
 }
 
 /**
@@ -80,7 +82,10 @@ function startHostile() {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('x'.repeat(4096));
           const t = setInterval(() => res.write('x'), 50);
-          res.on('close', () => clearInterval(t));
+          res.on('close', () => {
+            clearInterval(t);
+            rec.closedAt = Date.now();
+          });
           return;
         }
         case '/huge-declared':
@@ -478,6 +483,32 @@ describe('K: API proxy (rule 16)', () => {
     const t1 = Date.now();
     await expect(browser.request(`${env.appUrl}/api/h/drip`, { headers: H })).rejects.toThrow();
     expect(Date.now() - t1).toBeLessThan(3000);
+    await expectNoTokenSeen(browser, known);
+  });
+
+  it('K20: a browser that goes away mid-answer ends the upstream exchange at once, not at the deadline', async () => {
+    const { browser, known } = await loggedIn();
+    const url = new URL(env.appUrl);
+    const before = hostile.received.length;
+    // /api/big has a 120 s deadline: only the browser leaving can end this exchange within the test.
+    const leftAt = await new Promise<number>((resolve, reject) => {
+      const req = http.get(
+        { host: url.hostname, port: url.port, path: '/api/big/drip', headers: { cookie: browser.cookieHeader(env.appUrl), ...H }, agent: false },
+        (res) => {
+          expect(res.statusCode).toBe(200);
+          res.once('data', () => {
+            req.destroy();
+            resolve(Date.now());
+          });
+        },
+      );
+      req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+    });
+    const upstream = hostile.received.slice(before).find((r) => r.url === '/base/drip');
+    expect(upstream).toBeDefined();
+    for (let i = 0; i < 40 && upstream!.closedAt === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(upstream!.closedAt).toBeDefined();
+    expect(upstream!.closedAt! - leftAt).toBeLessThan(2000);
     await expectNoTokenSeen(browser, known);
   });
 

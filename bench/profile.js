@@ -51,8 +51,8 @@ const paths = { P1: '/p1', P2: '/p2', P4: '/login', P6: '/p6/v1/me' };
 if (!paths[opts.scenario]) throw new Error('--scenario must be P1, P2, P4 (full logins, one after another) or P6 (GET through the API proxy)');
 // P6 runs the proxy variants: the package's oauthProxy() or the hand-written proxy route.
 const extraHeaders = opts.scenario === 'P6' ? { 'x-csrf': '1' } : undefined;
-if (!['pkg', 'pkg-lazy', 'baseline', 'eoc-cookie', 'eoc-redis', 'pkg-proxy', 'baseline-proxy', 'pkg-dpop'].includes(opts.variant))
-  throw new Error('--variant must be pkg, pkg-lazy, baseline, eoc-cookie, eoc-redis, pkg-dpop, pkg-proxy or baseline-proxy');
+if (!['pkg', 'pkg-eager', 'baseline', 'eoc-cookie', 'eoc-redis', 'pkg-proxy', 'baseline-proxy', 'pkg-dpop'].includes(opts.variant))
+  throw new Error('--variant must be pkg, pkg-eager, baseline, eoc-cookie, eoc-redis, pkg-dpop, pkg-proxy or baseline-proxy');
 const duration = Math.min(120, Math.max(1, Number(opts.duration)));
 const runId = `prof${Date.now().toString(36)}`;
 const prefix = `bench:${runId}:`;

@@ -6,16 +6,23 @@ export interface BoundedSessionStoreOptions {
   /** Longest wait for any store operation, in ms. Default 2000. */
   timeout?: number;
   /**
-   * Lazy touch, in seconds (default 0: every touch goes to the store). express-session touches the session
-   * in the store on every request that does not change it (connect-redis: an `EXPIRE`); with `touchAfter`,
-   * this process passes a session's touch on at most once per `touchAfter` seconds (a write counts as one),
-   * which takes one store command off most requests. The cost: a session's expiry in the store moves in
-   * steps, so it can end up to `touchAfter` seconds before `maxAge` (or the store's TTL) after its last
-   * request. Keep it well below the session lifetime (e.g. 60 for sessions of hours). What connect-mongo
-   * calls `touchAfter`.
+   * Lazy touch, in seconds. express-session touches the session in the store on every request that does
+   * not change it (connect-redis: an `EXPIRE`); with a lazy touch, this process passes a session's touch on
+   * at most once per window (a write counts as one), which takes one store command off most requests. The
+   * price: a session's expiry in the store moves in steps, so it can end up to one window before `maxAge`
+   * (or the store's TTL) after its last request: earlier, never later. What connect-mongo calls
+   * `touchAfter`.
+   *
+   * Default: a tenth of the session's `cookie.maxAge`, at most 60 s (60 s when the cookie has no `maxAge`
+   * and the store's TTL applies). A number sets the window (capped, like the default, at a tenth of the
+   * session's `maxAge`); `0` passes every touch on, as express-session alone does.
    */
   touchAfter?: number;
 }
+
+/** The default window of the lazy touch, and its share of a session's `maxAge`. */
+const DEFAULT_TOUCH_AFTER_MS = 60_000;
+const TOUCH_SHARE_OF_MAX_AGE = 0.1;
 
 /** Sessions whose touch this process passed on recently are remembered up to this many (then forgotten at once). */
 const MAX_TOUCHED = 100_000;
@@ -39,11 +46,16 @@ const BOUNDED = ['get', 'set', 'destroy', 'touch'] as const;
 export function boundedSessionStore<S extends Store>(store: S, options: BoundedSessionStoreOptions = {}): S {
   const timeout = options.timeout ?? 2000;
   if (!(typeof timeout === 'number' && timeout > 0)) throw new TypeError('boundedSessionStore: `timeout` must be a positive number of ms.');
-  const touchAfter = options.touchAfter ?? 0;
-  if (!(typeof touchAfter === 'number' && touchAfter >= 0 && Number.isFinite(touchAfter)))
+  const touchAfter = options.touchAfter;
+  if (touchAfter !== undefined && !(typeof touchAfter === 'number' && touchAfter >= 0 && Number.isFinite(touchAfter)))
     throw new TypeError('boundedSessionStore: `touchAfter` must be a number of seconds, 0 or more.');
-  const touchAfterMs = touchAfter * 1000;
-  /** Session id -> when this process last passed on a touch or a write of it (only with `touchAfter`). */
+  const touchAfterMs = touchAfter === undefined ? DEFAULT_TOUCH_AFTER_MS : touchAfter * 1000;
+  /** The window for one session: `touchAfterMs`, at most a tenth of its `maxAge` (a short session is touched more often). */
+  const windowOf = (sess: unknown): number => {
+    const maxAge = (sess as { cookie?: { originalMaxAge?: unknown } } | undefined)?.cookie?.originalMaxAge;
+    return typeof maxAge === 'number' && maxAge > 0 ? Math.min(touchAfterMs, maxAge * TOUCH_SHARE_OF_MAX_AGE) : touchAfterMs;
+  };
+  /** Session id -> when this process last passed on a touch or a write of it (only with a lazy touch). */
   const touched = new Map<string, number>();
   const noteTouched = (sid: unknown) => {
     if (touchAfterMs === 0 || typeof sid !== 'string') return;
@@ -74,7 +86,7 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
             if (prop === 'touch' && typeof sid === 'string') {
               const at = touched.get(sid);
               // Answered on the next tick, as a store would: nothing is sent.
-              if (at !== undefined && Date.now() - at < touchAfterMs) return void (callback && process.nextTick(callback));
+              if (at !== undefined && Date.now() - at < windowOf(args[1])) return void (callback && process.nextTick(callback));
             } else if (prop === 'destroy') touched.delete(sid as string);
           }
           let settled = false;

@@ -121,7 +121,7 @@ export function renderMarkdown(result) {
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-const COLORS = { pkg: '#1f6feb', 'pkg-aa': '#79a9f5', 'pkg-lazy': '#0a3069', baseline: '#6e7781', 'eoc-cookie': '#bf8700', 'eoc-redis': '#8250df' };
+const COLORS = { pkg: '#1f6feb', 'pkg-aa': '#79a9f5', 'pkg-eager': '#0a3069', baseline: '#6e7781', 'eoc-cookie': '#bf8700', 'eoc-redis': '#8250df' };
 const color = (id) => COLORS[id] ?? '#57606a';
 
 /**

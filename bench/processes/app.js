@@ -16,8 +16,8 @@ const VARIANTS = {
   pkg: '../variants/pkg.js',
   // P2 only: the package with DPoP, against the package without (run.js P2_ONLY).
   'pkg-dpop': '../variants/pkg-dpop.js',
-  // The package with boundedSessionStore's lazy touch (touchAfter: 60), reported beside pkg.
-  'pkg-lazy': '../variants/pkg-lazy.js',
+  // The package with boundedSessionStore's touch passed on every request (touchAfter: 0), reported beside pkg.
+  'pkg-eager': '../variants/pkg-eager.js',
   baseline: '../variants/baseline.js',
   'eoc-cookie': '../variants/eoc.js',
   'eoc-redis': '../variants/eoc.js',

@@ -1,4 +1,4 @@
-/** Variant "this package": oauth() + express-session on connect-redis (wrapped in boundedSessionStore, as the README recommends) + RedisTokenStore. */
+/** Variant "this package": oauth() + express-session on connect-redis (wrapped in boundedSessionStore with its defaults, as the README recommends) + RedisTokenStore. */
 import express from 'express';
 import { boundedSessionStore, oauth, oauthErrorHandler, requireAuth, RedisTokenStore } from 'express-oauth-client';
 import { finalErrorHandler, healthz, logger, redisSession } from './common.js';
@@ -27,7 +27,7 @@ export async function build({ origin, issuer, apiUrl, redis, prefix, clientId, c
 
   const app = express();
   app.get('/healthz', healthz);
-  app.use(redisSession({ redis, prefix, sessionSecret, wrap: (store) => boundedSessionStore(store, touchAfter ? { touchAfter } : {}) }));
+  app.use(redisSession({ redis, prefix, sessionSecret, wrap: (store) => boundedSessionStore(store, touchAfter === undefined ? {} : { touchAfter }) }));
   app.use(auth);
   app.get('/p1', requireAuth(), (req, res) => {
     res.json({ sub: req.oauth.user.sub });

@@ -694,7 +694,9 @@ describe('I: the deadline of a call and the cancellation of the app (rule 12)', 
       expect(seen.slice(before).filter((s) => s.url === '/never')).toEqual([]);
 
       // The client still works afterwards, and a call that was not cancelled is not cut short.
-      expect((await client.get('/fine', { signal: new AbortController().signal, cancelToken: axios.CancelToken.source().token })).data).toBe('ok /fine');
+      expect((await client.get('/fine', { signal: new AbortController().signal, cancelToken: axios.CancelToken.source().token })).data).toBe(
+        'ok /fine',
+      );
     });
   });
 });

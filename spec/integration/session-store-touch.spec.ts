@@ -27,7 +27,7 @@ afterAll(async () => {
   await redis.quit();
 });
 
-function appWith(touchAfter: number | undefined, name: string) {
+function appWith(touchAfter: number | undefined, name: string, maxAge = 60_000) {
   const inner = new CountingStore({ client: redis, prefix: `${prefix}${name}:` });
   const app = express();
   app.use(
@@ -36,7 +36,7 @@ function appWith(touchAfter: number | undefined, name: string) {
       secret: 'touch-test-secret-0123456789',
       resave: false,
       saveUninitialized: false,
-      cookie: { maxAge: 60_000 },
+      cookie: { maxAge },
     }),
   );
   app.post('/login', (req, res) => {
@@ -75,12 +75,38 @@ describe('boundedSessionStore touchAfter (lazy touch)', () => {
     expect(JSON.parse((await redis.get(key(sid)))!).user).toBe('alice');
   });
 
-  it('without touchAfter every request touches, as express-session does', async () => {
-    const { app, inner } = appWith(undefined, 'eager');
+  it('touchAfter: 0 passes every touch on, as express-session does', async () => {
+    const { app, inner } = appWith(0, 'eager');
     const agent = request.agent(app);
     await agent.post('/login').expect(200);
     for (let i = 0; i < 5; i++) await agent.get('/me').expect(200);
     expect(inner.touches).toBe(5);
+  });
+
+  it('by default the window is a tenth of maxAge (at most 60 s): a long session is touched rarely, a short one often, and never expires later than maxAge', async () => {
+    // maxAge 60 s: a 6 s window, so none of 10 quick requests after the login's write reaches the store.
+    const long = appWith(undefined, 'default-long');
+    const longAgent = request.agent(long.app);
+    await longAgent.post('/login').expect(200);
+    for (let i = 0; i < 10; i++) expect((await longAgent.get('/me').expect(200)).body.user).toBe('alice');
+    expect(long.inner.touches).toBe(0);
+
+    // maxAge 2 s: a 200 ms window, so requests 300 ms apart are each passed on, and the TTL keeps up.
+    const short = appWith(undefined, 'default-short', 2000);
+    const shortAgent = request.agent(short.app);
+    const login = await shortAgent.post('/login').expect(200);
+    const sid = sidOf(String(login.headers['set-cookie']));
+    for (let i = 0; i < 4; i++) {
+      await sleep(300);
+      expect((await shortAgent.get('/me').expect(200)).body.user).toBe('alice');
+    }
+    expect(short.inner.touches).toBe(4);
+    const ttl = await redis.pTTL(short.key(sid));
+    // Moved by the last touch (more than 2000 - 300 - slack left), and never beyond maxAge.
+    expect(ttl).toBeGreaterThan(1200);
+    expect(ttl).toBeLessThanOrEqual(2000);
+    // 2.4 s after the login without the touches it would be gone; it is alive and holds the login.
+    expect(JSON.parse((await redis.get(short.key(sid)))!).user).toBe('alice');
   });
 
   it('refuses a negative or non-numeric touchAfter at startup', () => {

@@ -25,6 +25,21 @@ export function unmarkFreshLogin(session: object): void {
   freshLogins.delete(session);
 }
 
+/**
+ * Sessions a login has just saved (the callback's own save, see {@link markFreshLogin}), with the id and
+ * the content written. express-session saves a regenerated session once more at the end of the request (its
+ * bookkeeping still holds the id the request came with, so it counts the session as unsaved): that write,
+ * of the same content under the same id, is answered without going to the store.
+ */
+const loginSaves = new WeakMap<object, { sid: string; content: string }>();
+
+/** What a session write stores, but its cookie (express-session refreshes the cookie's expiry before each save). */
+function contentOf(session: unknown): string {
+  const data: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(session as object)) if (key !== 'cookie') data[key] = value;
+  return JSON.stringify(data);
+}
+
 type SetCallback = (err?: unknown) => void;
 type SessionLike = Record<string, { user?: unknown } | undefined> | null | undefined;
 
@@ -61,9 +76,19 @@ export function guardSessionStore(store: Store, check: LoginCheck): void {
   const checks = state.checks;
   const originalSet = store.set.bind(store);
   store.set = function guardedSet(this: Store, sid: string, session: unknown, callback?: SetCallback): void {
+    const saved = session && typeof session === 'object' ? loginSaves.get(session) : undefined;
+    if (saved) {
+      loginSaves.delete(session as object);
+      if (saved.sid === sid && saved.content === contentOf(session)) return void process.nextTick(() => callback?.());
+    }
+    // The content as it goes to the store now (the session object may change while the write is under way).
+    const content = session && typeof session === 'object' && freshLogins.has(session) ? contentOf(session) : undefined;
     originalSet.call(this, sid, session as never, (err?: unknown) => {
       if (err || !claimsLogin(session as SessionLike)) return callback?.(err);
-      if (freshLogins.delete(session as object)) return callback?.();
+      if (freshLogins.delete(session as object)) {
+        if (content !== undefined) loginSaves.set(session as object, { sid, content });
+        return callback?.();
+      }
       void loginAlive(checks, sid, session as object).then((alive) => {
         if (alive) return callback?.();
         store.destroy(sid, () => callback?.());

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { Session, SessionData } from 'express-session';
+import session, { type Session, type SessionData, type Store } from 'express-session';
 import { StoreUnavailableError, createOAuthError } from './errors.js';
 import { withTimeout } from './util.js';
 import type { OAuthUser } from './types.js';
@@ -151,6 +151,39 @@ function call(req: SessionRequest, op: 'save' | 'regenerate' | 'destroy' | 'relo
 export const saveSession = (req: SessionRequest, timeoutMs: number) => call(req, 'save', timeoutMs);
 /** Regenerates the session id (the old record is destroyed), bounded by `timeoutMs`. */
 export const regenerateSession = (req: SessionRequest, timeoutMs: number) => call(req, 'regenerate', timeoutMs);
+/** express-session's own `Store.prototype.regenerate` (destroy the old session, then generate a new one). */
+const defaultRegenerate: unknown = (session as { Store?: { prototype?: { regenerate?: unknown } } }).Store?.prototype?.regenerate;
+
+/**
+ * A new session id, as `req.session.regenerate()` makes it, with the old session's destroy left running:
+ * the new (empty) session is in place when this resolves, and `destroyed` settles once the old session is
+ * gone (bounded by `timeoutMs`). The caller writes what the new session needs meanwhile and awaits
+ * `destroyed` before it saves the new session, so the old id is dead before the new one is live, one
+ * store round trip sooner than with `regenerate()`. A store with a `regenerate` of its own (or another
+ * copy of express-session) gets `regenerate()` itself, awaited.
+ */
+export async function regenerateSessionAside(req: SessionRequest, timeoutMs: number): Promise<{ destroyed: Promise<void> }> {
+  const store = (req as { sessionStore?: Store & { generate?: (req: Request) => void } }).sessionStore;
+  if (!store || store.regenerate !== defaultRegenerate || typeof store.generate !== 'function' || typeof store.destroy !== 'function') {
+    await regenerateSession(req, timeoutMs);
+    return { destroyed: Promise.resolve() };
+  }
+  const oldSid = req.sessionID;
+  const work = new Promise<void>((resolve, reject) => {
+    const done = (err?: unknown) => (err ? reject(new StoreUnavailableError('Session regenerate failed.', err)) : resolve());
+    try {
+      store.destroy(oldSid, done);
+    } catch (err) {
+      done(err ?? new Error('destroy threw'));
+    }
+  });
+  store.generate(req);
+  const destroyed = withTimeout(work, timeoutMs, () => new StoreUnavailableError('Session regenerate timed out.'));
+  // Awaited by the caller; a failure before it gets there must not become an unhandled rejection.
+  destroyed.catch(() => {});
+  return { destroyed };
+}
+
 /** Re-reads the session from the store (what other requests wrote meanwhile), bounded by `timeoutMs`. */
 export const reloadSession = (req: SessionRequest, timeoutMs: number) => call(req, 'reload', timeoutMs);
 /** Destroys the session, bounded by `timeoutMs`. */

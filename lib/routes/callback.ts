@@ -11,7 +11,7 @@ import {
   isOAuthField,
   livePending,
   namespaceOf,
-  regenerateSession,
+  regenerateSessionAside,
   reloadSession,
   saveSession,
   setNamespace,
@@ -203,8 +203,12 @@ async function exchangeAndStore(
   const dropped: typeof others = [];
   /** This login's session index entries, once written (removed again if the login fails after). */
   let indexed: Awaited<ReturnType<typeof instance.sessions.index.add>> | undefined;
+  /** The old session, as re-read: the request goes back to it when it could not be destroyed. */
+  let oldSession: SessionRequest['session'] | undefined;
+  let oldKept = false;
   try {
     await reloadSession(sreq, cfg.storeTimeout);
+    oldSession = sreq.session;
     const before = sreq.session as unknown as Record<string, unknown>;
     const otherTabs = livePending(namespaceOf(before, cfg.sessionKey));
     delete otherTabs[key];
@@ -220,7 +224,8 @@ async function exchangeAndStore(
       if (isOAuthField(k)) carried[k] = switchedUser ? { tx: livePending(v as OAuthSessionData) } : v;
       else if (cfg.keepSessionData && !switchedUser) carried[k] = v;
     }
-    await regenerateSession(sreq, cfg.storeTimeout);
+    // The old session's destroy runs beside the writes below and is awaited with them, before the save.
+    const { destroyed } = await regenerateSessionAside(sreq, cfg.storeTimeout);
     defaultSameSite(sreq);
     Object.assign(sreq.session, carried);
     const mine: OAuthSessionData = { tx: otherTabs, user, loginAt: Date.now() };
@@ -230,22 +235,27 @@ async function exchangeAndStore(
     if (record.scope === undefined && (cfg.scope || tx.extraScopes)) {
       record.scope = [...new Set([...cfg.scope.split(' '), ...(tx.extraScopes ?? [])])].filter(Boolean).join(' ');
     }
-    // The record and the session index (back-channel logout, auth.sessions) are written side by side (one
-    // round trip, not two), both before the session is saved: a login is never live unindexed or without
-    // its record. A failure of either undoes both (below).
+    // The record and the session index (back-channel logout, auth.sessions) are written side by side, and
+    // beside the old session's destroy (one round trip, not three), all before the session is saved: a
+    // login is never live unindexed, without its record, or while its old session id still works. A
+    // failure of any undoes the login (below), once all three have settled: the undo must not run before
+    // a write it undoes.
     const newSid = sreq.sessionID;
-    const [, idx] = await Promise.all([
+    const [gone, written, added] = await Promise.allSettled([
+      destroyed,
       tokens.write(newSid, record),
-      instance.sessions.index
-        .add(newSid, {
-          sub: tokenSet.sub,
-          sid: tokenSet.sid,
-          at: mine.loginAt!,
-          userAgent: req.headers['user-agent'],
-          ttlMs: instance.sessions.index.ttlMs(tokens.ttlOf(record), sreq.session.cookie.maxAge),
-        })
-        .then((added) => (indexed = added)),
+      instance.sessions.index.add(newSid, {
+        sub: tokenSet.sub,
+        sid: tokenSet.sid,
+        at: mine.loginAt!,
+        userAgent: req.headers['user-agent'],
+        ttlMs: instance.sessions.index.ttlMs(tokens.ttlOf(record), sreq.session.cookie.maxAge),
+      }),
     ]);
+    if (added.status === 'fulfilled') indexed = added.value;
+    oldKept = gone.status === 'rejected';
+    for (const r of [gone, written, added]) if (r.status === 'rejected') throw r.reason;
+    const idx = indexed!;
     if (idx.sub || idx.sid) mine.idx = idx;
     for (const other of others) {
       if (!isLoggedIn(namespaceOf(before, other.cfg.sessionKey))) continue;
@@ -276,6 +286,12 @@ async function exchangeAndStore(
       void tokens.remove(newSid).catch(() => {});
       if (indexed) void instance.sessions.index.remove(newSid, indexed).catch(() => {});
       for (const other of moved) void other.tokens.remove(newSid).catch(() => {});
+      // The old session could not be destroyed: the request goes on with it, as if no new id had been made
+      // (the login never happened; nothing of the old session is lost, and no second session appears).
+      if (oldKept && oldSession) {
+        (sreq as { sessionID: string }).sessionID = oldSid;
+        sreq.session = oldSession;
+      }
     }
     throw err instanceof OAuthError ? err : new StoreUnavailableError('Could not store the login.', err);
   }

@@ -81,6 +81,29 @@ function expect503(r: { res: BrowserResponse | 'hung'; elapsed: number }): Brows
 }
 
 describe('F: storeTimeout bounds session save, regenerate and destroy (failure table)', () => {
+  /** What the token store holds under this env's prefix: records and session-index fields (the index maps a user to her sessions). */
+  const holdings = async () => {
+    let records = 0;
+    let indexFields = 0;
+    for await (const keys of redis.scanIterator({ MATCH: `${env.prefix}*`, COUNT: 200 })) {
+      for (const key of keys) {
+        if (key.includes('idx:')) indexFields += await redis.hLen(key);
+        else if (key.includes('tok:')) records++;
+      }
+    }
+    return { records, indexFields };
+  };
+  /** Waits (up to 5 s) until the token store holds what it held `before` (the failed login's undo is not awaited by its answer). */
+  const settlesBackTo = async (before: { records: number; indexFields: number }) => {
+    const deadline = Date.now() + 5000;
+    let after = await holdings();
+    while ((after.records !== before.records || after.indexFields !== before.indexFields) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await holdings();
+    }
+    return after;
+  };
+
   it('F21: login whose session save hangs: 503 with Retry-After within the bound, no login started, nothing lost', async () => {
     const { browser } = await env.login();
     const before = await snapshot(env, browser);
@@ -117,12 +140,13 @@ describe('F: storeTimeout bounds session save, regenerate and destroy (failure t
     await expectNothingLost(env, browser, before, res);
   });
 
-  it('F22: callback whose session regenerate hangs: 503 within the bound, no session, no stored tokens, the fresh grant revoked', async () => {
+  it('F22: callback whose session regenerate hangs: 503 within the bound, no session, no stored tokens or index entry, the fresh grant revoked', async () => {
     const browser = new TestBrowser();
     const cb = await env.startLogin(browser);
     const preLogin = env.sid(browser);
     const revocations = env.provider.counters.revocations;
     const tokenRequests = env.provider.counters.tokenRequests;
+    const held = await holdings();
     store.hold('destroy');
     const res = expect503(await timed(browser.request(cb)));
     store.release();
@@ -130,6 +154,9 @@ describe('F: storeTimeout bounds session save, regenerate and destroy (failure t
     expect(res.setCookies.filter(clearsSession)).toEqual([]);
     expect(env.sid(browser)).toBe(preLogin);
     expect(await env.rawRecord(preLogin)).toBeNull();
+    // The new session's record and index entry are written while the old session's destroy runs: the failed
+    // login removes them once everything has settled (not before a write it undoes).
+    expect(await settlesBackTo(held)).toEqual(held);
     const deadline = Date.now() + 10_000;
     while (env.provider.counters.revocations === revocations && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(env.provider.counters.revocations).toBeGreaterThan(revocations);
@@ -139,18 +166,6 @@ describe('F: storeTimeout bounds session save, regenerate and destroy (failure t
   });
 
   it('F24: callback whose final session save hangs: 503, and neither a token record nor a session-index entry is left for the new session', async () => {
-    // What the token store holds under this env's prefix: records and session-index fields (the index maps a user to her sessions).
-    const holdings = async () => {
-      let records = 0;
-      let indexFields = 0;
-      for await (const keys of redis.scanIterator({ MATCH: `${env.prefix}*`, COUNT: 200 })) {
-        for (const key of keys) {
-          if (key.includes('idx:')) indexFields += await redis.hLen(key);
-          else if (key.includes('tok:')) records++;
-        }
-      }
-      return { records, indexFields };
-    };
     const browser = new TestBrowser();
     const cb = await env.startLogin(browser);
     const before = await holdings();
@@ -162,13 +177,7 @@ describe('F: storeTimeout bounds session save, regenerate and destroy (failure t
     expect((await pending).status).toBe(503);
     // The record and the index entry were written before the save; the failed login removes both (best effort,
     // not awaited by the answer): wait for it.
-    const deadline = Date.now() + 5000;
-    let after = await holdings();
-    while ((after.records !== before.records || after.indexFields !== before.indexFields) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      after = await holdings();
-    }
-    expect(after).toEqual(before);
+    expect(await settlesBackTo(before)).toEqual(before);
     expect((await browser.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } })).status).toBe(401);
   });
 

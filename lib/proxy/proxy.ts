@@ -8,7 +8,7 @@ import { isOwnScript } from './csrf.js';
 import { pickHeaders } from './headers.js';
 import { resolveProxyOptions, type OAuthProxyOptions, type ResolvedProxy } from './options.js';
 import { mapPath } from './path.js';
-import { GuardedBody, TooLargeError, redactText, tokenForms } from './redact.js';
+import { GuardedBody, TooLargeError, maskBody, redactText, tokenForms } from './redact.js';
 import { sendProxyError } from './respond.js';
 import { oauthSeam, type OAuthCredentials, type OAuthSeam } from './seams.js';
 import { NonceCache, createProof, isNonceChallenge, readNonce } from '../dpop.js';
@@ -234,6 +234,35 @@ async function send(
   });
 }
 
+/** Bodies up to this many bytes with a `Content-Length` and no encoding are relayed buffered (see `relayBuffered`). */
+const BUFFERED_MAX = 64 * 1024;
+
+/** The upstream body read whole (its length declared and capped by the caller), the token masked, sent at once. */
+function relayBuffered(p: ResolvedProxy, res: Response, upstream: http.IncomingMessage, forms: readonly string[]): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      upstream.destroy();
+      reject(err);
+    };
+    upstream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    upstream.once('error', fail);
+    upstream.once('aborted', () => fail(new Error('upstream aborted')));
+    upstream.once('end', () => {
+      if (settled) return;
+      settled = true;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (p.redactBody) maskBody(body, forms);
+      res.once('finish', () => resolve());
+      res.once('close', () => resolve());
+      res.end(body);
+    });
+  });
+}
+
 /** Streams the upstream answer back: allowed headers (token redacted), body decoded if needed, capped and masked. */
 function relay(p: ResolvedProxy, res: Response, upstream: http.IncomingMessage, forms: readonly string[]): Promise<void> {
   const declared = upstream.headers['content-length'];
@@ -256,6 +285,9 @@ function relay(p: ResolvedProxy, res: Response, upstream: http.IncomingMessage, 
   if (declared !== undefined && !decoder) res.setHeader('Content-Length', declared);
   res.setHeader('X-Content-Type-Options', 'nosniff');
 
+  // A small body of known length, not encoded: read whole, masked once, sent in one write. The streamed path
+  // (a Transform and two pipes) costs more than such a body's bytes.
+  if (declared !== undefined && !decoder && Number(declared) <= BUFFERED_MAX) return relayBuffered(p, res, upstream, forms);
   const guard = new GuardedBody(p.maxResponseBytes, p.redactBody ? forms : undefined);
   return new Promise<void>((resolve, reject) => {
     const source: Readable = decoder ? upstream.pipe(decoder()) : upstream;

@@ -3,10 +3,23 @@ import { Transform, type TransformCallback } from 'node:stream';
 export { redactText, tokenForms } from '../redaction.js';
 
 /** Overwrites every occurrence of every form in `buf` with `*` (same length: framing stays valid). */
-function mask(buf: Buffer, forms: Buffer[]): void {
+function mask(buf: Buffer, forms: readonly Buffer[]): void {
   for (const f of forms) {
     for (let i = buf.indexOf(f); i !== -1; i = buf.indexOf(f, i + f.length)) buf.fill(0x2a, i, i + f.length);
   }
+}
+
+/** The forms as bytes, once per forms array (a token record's forms are one frozen array while it is cached). */
+const formBytes = new WeakMap<readonly string[], readonly Buffer[]>();
+function bytesOf(forms: readonly string[]): readonly Buffer[] {
+  let bytes = formBytes.get(forms);
+  if (!bytes) formBytes.set(forms, (bytes = forms.map((f) => Buffer.from(f))));
+  return bytes;
+}
+
+/** Masks every form of the token in a whole body, in place (same length). */
+export function maskBody(buf: Buffer, forms: readonly string[]): void {
+  mask(buf, bytesOf(forms));
 }
 
 /** Thrown into the pipeline when a body exceeds its cap. */
@@ -27,7 +40,7 @@ export class GuardedBody extends Transform {
   private tail: Buffer = Buffer.alloc(0);
   private seen = 0;
   private readonly keep: number;
-  private readonly forms: Buffer[] | undefined;
+  private readonly forms: readonly Buffer[] | undefined;
 
   /** `forms`: the token forms to mask (see `tokenForms`), or none to only count. */
   constructor(
@@ -35,7 +48,7 @@ export class GuardedBody extends Transform {
     forms: readonly string[] | undefined,
   ) {
     super();
-    this.forms = forms?.map((f) => Buffer.from(f));
+    this.forms = forms ? bytesOf(forms) : undefined;
     this.keep = this.forms && this.forms.length ? Math.max(...this.forms.map((f) => f.length)) - 1 : 0;
   }
 

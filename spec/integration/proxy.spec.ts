@@ -76,6 +76,17 @@ function startHostile() {
           return void res.end(zlib.gzipSync(`token=${token}`));
         case '/redirect':
           return void res.writeHead(302, { location: `${state.evilUrl}/stolen` }).end('moved');
+        case '/sized': {
+          // A small answer with an explicit Content-Length that reflects the token in its three forms.
+          const text = `raw=${token} escaped=${token.replaceAll('/', '\\/')} encoded=${encodeURIComponent(token)} end`;
+          return void res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(text)) }).end(text);
+        }
+        case '/short': {
+          // Declares 1000 bytes, sends the token and 20 more bytes, then drops the connection.
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+          res.write(`${token}${'y'.repeat(20)}`);
+          return void setTimeout(() => res.destroy(), 50);
+        }
         case '/hang':
           return;
         case '/drip': {
@@ -509,6 +520,26 @@ describe('K: API proxy (rule 16)', () => {
     for (let i = 0; i < 40 && upstream!.closedAt === undefined; i++) await new Promise((r) => setTimeout(r, 50));
     expect(upstream!.closedAt).toBeDefined();
     expect(upstream!.closedAt! - leftAt).toBeLessThan(2000);
+    await expectNoTokenSeen(browser, known);
+  });
+
+  it('K21: a small answer with a Content-Length is relayed whole, token masked in every form, same length; one cut short fails without the token', async () => {
+    const { browser, known } = await loggedIn();
+    const token = (await env.readRecord(env.sid(browser)))!.access_token;
+    const res = await browser.request(`${env.appUrl}/api/h/sized`, { headers: H });
+    expect(res.status).toBe(200);
+    const expected = `raw=${token} escaped=${token.replaceAll('/', '\\/')} encoded=${encodeURIComponent(token)} end`;
+    expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(expected)));
+    expect(res.body).toHaveLength(expected.length);
+    expect(res.body).toMatch(/^raw=\*+ escaped=\*+ encoded=\*+ end$/);
+    // Cut short by the upstream: the browser's answer fails (its declared length is never reached), no hang.
+    const started = Date.now();
+    const short = await browser.request(`${env.appUrl}/api/h/short`, { headers: H }).then(
+      (r) => r,
+      (err: unknown) => err,
+    );
+    expect(Date.now() - started).toBeLessThan(1400);
+    if (!(short instanceof Error)) expect((short as { status: number }).status).toBeGreaterThanOrEqual(500);
     await expectNoTokenSeen(browser, known);
   });
 

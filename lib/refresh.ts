@@ -87,7 +87,7 @@ export class Refresher {
     const giveUpAt = Date.now() + this.waitLimit;
     const telemetry = telemetryOf(this.cfg);
     let waitingSince: number | undefined;
-    let pause = 10;
+    let pause = 5;
     for (;;) {
       if (await this.tokens.lock(sid, owner, this.lease)) {
         if (waitingSince !== undefined) telemetry.lockWait(Date.now() - waitingSince, 'took_over');
@@ -102,9 +102,10 @@ export class Refresher {
       }
       waitingSince ??= Date.now();
       await sleep(pause);
-      // Only one request per process and session polls (the single flight), so a short pause is cheap and
-      // waiters pick up the holder's result within ~25 ms.
-      pause = Math.min(25, pause * 1.5);
+      // Only one request per process and session polls (the single flight), so a short pause is cheap (one
+      // store read) and waiters pick up the holder's result within ~15 ms of it being written (a refresh
+      // storm's slowest calls are the waiters', issue 14 P3).
+      pause = Math.min(15, pause * 1.5);
       const current = await this.tokens.read(sid);
       if (!current) throw new LoginRequiredError('The login ended in another request.');
       if (current.raw !== seen.raw && this.usable(current, rejected)) {

@@ -20,13 +20,14 @@ export function slope(points) {
 
 const PANELS = [
   { key: 'rssMiB', title: 'App RSS (MiB)' },
-  { key: 'heapUsedMiB', title: 'V8 heap used (MiB)' },
+  { key: 'heapUsedMiB', title: 'V8 heap used after a full GC (MiB)' },
+  { key: 'liveMiB', title: 'Live memory: heap used + external, after a full GC (MiB)' },
   { key: 'eldP99Ms', title: 'Event-loop delay p99 (ms, per interval)' },
   { key: 'redisKeys', title: 'Redis keys: sessions + token records + refresh locks' },
   { key: 'txMarkers', title: 'Redis keys: consumed login-transaction markers (10 min TTL, by design)' },
 ];
 
-/** Four small line charts (x: minutes since start), the warm-up shaded. */
+/** Small line charts, one per panel (x: minutes since start), the warm-up shaded. */
 export function renderSoakSvg(result) {
   const W = 900;
   const PH = 170;

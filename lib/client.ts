@@ -55,6 +55,8 @@ const kRetried = Symbol('express-oauth-client.retried');
 const SOURCE = 'oauthTokenSource';
 type SourcedConfig = { [SOURCE]?: SourceHandle };
 
+/** The token source behind a handle (assigned in `SourceHandle`'s static block, the only code that can read it). */
+let sourceOfHandle: (handle: unknown) => AccessTokenSource | undefined;
 /**
  * What a call's config carries instead of the token source itself: an opaque object whose only field is
  * private (an app that logs `err.config` sees `SourceHandle {}`; nothing reflective reaches the source).
@@ -66,13 +68,14 @@ class SourceHandle {
   constructor(source: AccessTokenSource) {
     this.#source = source;
   }
-  static sourceOf(handle: unknown): AccessTokenSource | undefined {
-    return typeof handle === 'object' && handle !== null && #source in handle ? handle.#source : undefined;
+  static {
+    // Module-private, not a static method: `handle.constructor` is reachable from any config an app sees.
+    sourceOfHandle = (handle) => (typeof handle === 'object' && handle !== null && #source in handle ? handle.#source : undefined);
   }
 }
 /** The handle of a failed call, for the 401 replay and the 403 scope check (it is removed from `err.config`). */
 const errorHandles = new WeakMap<object, SourceHandle>();
-const sourceOf = (config: SourcedConfig | undefined) => SourceHandle.sourceOf(config?.[SOURCE]);
+const sourceOf = (config: SourcedConfig | undefined) => sourceOfHandle(config?.[SOURCE]);
 type TaggedConfig = InternalAxiosRequestConfig & { [kRetried]?: boolean };
 
 /** axios's own Node http adapter: the only transport the guarded adapter dispatches through. */
@@ -228,6 +231,7 @@ class CallDeadline {
     private readonly appToken: unknown,
   ) {
     this.timer = setTimeout(() => {
+      if (this.cancelled) return;
       this.timedOut = true;
       this.cancel(undefined);
     }, ms);
@@ -530,7 +534,7 @@ function installInterceptors(instance: AxiosInstance, guarded: AxiosAdapter): vo
     const config = error.config as (TaggedConfig & SourcedConfig) | undefined;
     const used = rejectedToken.get(error);
     const handle = errorHandles.get(error);
-    const source = SourceHandle.sourceOf(handle);
+    const source = sourceOfHandle(handle);
     if (error.response?.status === 403 && source?.forbidden) {
       const replaced = source.forbidden(error.response.headers?.['www-authenticate'], error);
       if (replaced) throw replaced;

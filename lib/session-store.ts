@@ -13,8 +13,8 @@ export interface BoundedSessionStoreOptions {
    * (or the store's TTL) after its last request: earlier, never later. What connect-mongo calls
    * `touchAfter`.
    *
-   * Default: a tenth of the session's `cookie.maxAge`, at most 60 s (60 s when the cookie has no `maxAge`
-   * and the store's TTL applies). A number sets the window (capped, like the default, at a tenth of the
+   * Default: a tenth of the session's `cookie.maxAge`, at most 60 s (when the cookie has no `maxAge`, a
+   * tenth of the store's numeric `ttl` in seconds, as connect-redis has it, at most 60 s). A number sets the window (capped, like the default, at a tenth of the
    * session's `maxAge`); `0` passes every touch on, as express-session alone does.
    */
   touchAfter?: number;
@@ -50,10 +50,14 @@ export function boundedSessionStore<S extends Store>(store: S, options: BoundedS
   if (touchAfter !== undefined && !(typeof touchAfter === 'number' && touchAfter >= 0 && Number.isFinite(touchAfter)))
     throw new TypeError('boundedSessionStore: `touchAfter` must be a number of seconds, 0 or more.');
   const touchAfterMs = touchAfter === undefined ? DEFAULT_TOUCH_AFTER_MS : touchAfter * 1000;
-  /** The window for one session: `touchAfterMs`, at most a tenth of its `maxAge` (a short session is touched more often). */
+  // A session without a cookie maxAge lives for the store's TTL: connect-redis (and others) keep it, in seconds, in `ttl`.
+  const storeTtl = (store as { ttl?: unknown }).ttl;
+  const noMaxAgeWindowMs =
+    typeof storeTtl === 'number' && storeTtl > 0 ? Math.min(touchAfterMs, storeTtl * 1000 * TOUCH_SHARE_OF_MAX_AGE) : touchAfterMs;
+  /** The window for one session: `touchAfterMs`, at most a tenth of its lifetime (a short session is touched more often). */
   const windowOf = (sess: unknown): number => {
     const maxAge = (sess as { cookie?: { originalMaxAge?: unknown } } | undefined)?.cookie?.originalMaxAge;
-    return typeof maxAge === 'number' && maxAge > 0 ? Math.min(touchAfterMs, maxAge * TOUCH_SHARE_OF_MAX_AGE) : touchAfterMs;
+    return typeof maxAge === 'number' && maxAge > 0 ? Math.min(touchAfterMs, maxAge * TOUCH_SHARE_OF_MAX_AGE) : noMaxAgeWindowMs;
   };
   /** Session id -> when this process last passed on a touch or a write of it (only with a lazy touch). */
   const touched = new Map<string, number>();

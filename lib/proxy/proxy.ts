@@ -166,17 +166,20 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
  */
 class Exchange {
   private ended = false;
-  private current: http.ClientRequest | undefined;
+  /** Upstream requests still open (a first answer being drained after a 401 or a DPoP nonce challenge too). */
+  private readonly open = new Set<http.ClientRequest>();
 
   track(upReq: http.ClientRequest): void {
-    this.current = upReq;
-    if (this.ended) upReq.destroy(new Error('The proxied call has ended.'));
+    if (this.ended) return void upReq.destroy(new Error('The proxied call has ended.'));
+    this.open.add(upReq);
+    upReq.once('close', () => this.open.delete(upReq));
   }
 
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.current?.destroy(new Error('The proxied call has ended.'));
+    for (const upReq of this.open) upReq.destroy(new Error('The proxied call has ended.'));
+    this.open.clear();
   }
 }
 
@@ -256,6 +259,7 @@ function relayBuffered(p: ResolvedProxy, res: Response, upstream: http.IncomingM
       settled = true;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       if (p.redactBody) maskBody(body, forms);
+      if (res.destroyed) return resolve();
       res.once('finish', () => resolve());
       res.once('close', () => resolve());
       res.end(body);

@@ -660,6 +660,24 @@ describe('I: the deadline of a call and the cancellation of the app (rule 12)', 
     });
   });
 
+  it('I48: the token-source handle an interceptor sees on the config leads nowhere: no field, no static method on its class', async () => {
+    await withClient(5000, async (client) => {
+      let handle: unknown;
+      client.interceptors.request.use((config) => {
+        handle = (config as unknown as Record<string, unknown>).oauthTokenSource;
+        return config;
+      });
+      expect((await client.get('/fine')).data).toBe('ok /fine');
+      expect(typeof handle).toBe('object');
+      expect(Reflect.ownKeys(handle as object)).toEqual([]);
+      const ctor = (handle as { constructor: object }).constructor;
+      // Only what every class has: nothing callable that takes a handle and gives back its source or token.
+      expect(Reflect.ownKeys(ctor).sort()).toEqual(['length', 'name', 'prototype']);
+      expect(Reflect.ownKeys(Object.getPrototypeOf(handle) as object)).toEqual(['constructor']);
+      expect(inspect(handle, { showHidden: true, depth: 5 })).not.toContain(TOKEN);
+    });
+  });
+
   it("I47: the app's AbortSignal and its cancelToken cancel a hanging call (a cancellation, not upstream_timeout); an aborted signal sends nothing", async () => {
     await withClient(10_000, async (client) => {
       const before = seen.length;

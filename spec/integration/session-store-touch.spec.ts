@@ -109,6 +109,29 @@ describe('boundedSessionStore touchAfter (lazy touch)', () => {
     expect(JSON.parse((await redis.get(short.key(sid)))!).user).toBe('alice');
   });
 
+  it("without a cookie maxAge the default window is a tenth of the store's ttl (connect-redis `ttl`), so a short-lived session is kept alive", async () => {
+    const inner = new CountingStore({ client: redis, prefix: `${prefix}storettl:`, ttl: 2 });
+    const app = express();
+    app.use(session({ store: boundedSessionStore(inner), secret: 'touch-test-secret-0123456789', resave: false, saveUninitialized: false }));
+    app.post('/login', (req, res) => {
+      (req.session as unknown as { user: string }).user = 'alice';
+      res.json({ ok: true });
+    });
+    app.get('/me', (req, res) => res.json({ user: (req.session as unknown as { user?: string }).user ?? null }));
+    const agent = request.agent(app);
+    const login = await agent.post('/login').expect(200);
+    const sid = sidOf(String(login.headers['set-cookie']));
+    for (let i = 0; i < 4; i++) {
+      await sleep(300);
+      expect((await agent.get('/me').expect(200)).body.user).toBe('alice');
+    }
+    // 200 ms windows: every request 300 ms apart reached the store, and the session outlived its 2 s ttl.
+    expect(inner.touches).toBe(4);
+    await sleep(900);
+    expect((await agent.get('/me').expect(200)).body.user).toBe('alice');
+    expect(JSON.parse((await redis.get(`${prefix}storettl:${sid}`))!).user).toBe('alice');
+  });
+
   it('refuses a negative or non-numeric touchAfter at startup', () => {
     expect(() => boundedSessionStore(new CountingStore({ client: redis }), { touchAfter: -1 })).toThrow(/touchAfter/);
     expect(() => boundedSessionStore(new CountingStore({ client: redis }), { touchAfter: Number.NaN })).toThrow(/touchAfter/);

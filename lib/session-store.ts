@@ -14,8 +14,9 @@ export interface BoundedSessionStoreOptions {
    * `touchAfter`.
    *
    * Default: a tenth of the session's `cookie.maxAge`, at most 60 s (when the cookie has no `maxAge`, a
-   * tenth of the store's numeric `ttl` in seconds, as connect-redis has it, at most 60 s). A number sets the window (capped, like the default, at a tenth of the
-   * session's `maxAge`); `0` passes every touch on, as express-session alone does.
+   * tenth of the store's numeric `ttl` in seconds, as connect-redis has it, at most 60 s). A number sets
+   * the window (capped in the same way at a tenth of the session's lifetime); `0` passes every touch on,
+   * as express-session alone does.
    */
   touchAfter?: number;
 }

@@ -136,15 +136,23 @@ export function livePending(data: OAuthSessionData | undefined, now = Date.now()
   return out;
 }
 
-function call(req: SessionRequest, op: 'save' | 'regenerate' | 'destroy' | 'reload', timeoutMs: number): Promise<void> {
+type SessionOp = 'save' | 'regenerate' | 'destroy' | 'reload';
+
+/** A callback-style session store call as a promise, bounded by `timeoutMs`; any failure is a `StoreUnavailableError`. */
+function bounded(op: SessionOp, timeoutMs: number, start: (done: (err?: unknown) => void) => void): Promise<void> {
   const work = new Promise<void>((resolve, reject) => {
-    const done = (err?: unknown) => (err ? reject(new StoreUnavailableError(`Session ${op} failed.`, err)) : resolve());
+    start((err?: unknown) => (err ? reject(new StoreUnavailableError(`Session ${op} failed.`, err)) : resolve()));
+  });
+  return withTimeout(work, timeoutMs, () => new StoreUnavailableError(`Session ${op} timed out.`));
+}
+
+function call(req: SessionRequest, op: SessionOp, timeoutMs: number): Promise<void> {
+  return bounded(op, timeoutMs, (done) => {
     if (op === 'save') req.session.save(done);
     else if (op === 'regenerate') req.session.regenerate(done);
     else if (op === 'reload') req.session.reload(done);
     else req.session.destroy(done);
   });
-  return withTimeout(work, timeoutMs, () => new StoreUnavailableError(`Session ${op} timed out.`));
 }
 
 /** Saves the session and waits for the store, bounded by `timeoutMs`. */
@@ -169,16 +177,8 @@ export async function regenerateSessionAside(req: SessionRequest, timeoutMs: num
     return { destroyed: Promise.resolve() };
   }
   const oldSid = req.sessionID;
-  const work = new Promise<void>((resolve, reject) => {
-    const done = (err?: unknown) => (err ? reject(new StoreUnavailableError('Session regenerate failed.', err)) : resolve());
-    try {
-      store.destroy(oldSid, done);
-    } catch (err) {
-      done(err ?? new Error('destroy threw'));
-    }
-  });
+  const destroyed = bounded('regenerate', timeoutMs, (done) => store.destroy(oldSid, done));
   store.generate(req);
-  const destroyed = withTimeout(work, timeoutMs, () => new StoreUnavailableError('Session regenerate timed out.'));
   // Awaited by the caller; a failure before it gets there must not become an unhandled rejection.
   destroyed.catch(() => {});
   return { destroyed };

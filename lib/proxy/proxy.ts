@@ -159,10 +159,10 @@ async function forward(p: ResolvedProxy, seam: OAuthSeam, req: Request, res: Res
 }
 
 /**
- * The upstream side of one proxied call, ended on the deadline or when the browser goes away: the current
- * upstream request is destroyed (with its response, if one is being relayed), and any later one at once.
- * Not an `AbortController` passed as `signal`: in Node 20 a controller and the listener Node adds to its
- * signal cost several µs per call (docs/performance.md); this is a field and a `destroy()`.
+ * The upstream side of one proxied call, ended on the deadline or when the browser goes away: every upstream
+ * request still open is destroyed (with its response, if one is being relayed or drained), and any later one
+ * at once. Not an `AbortController` passed as `signal`: in Node 20 a controller and the listener Node adds to
+ * its signal cost several µs per call (docs/performance.md); this is a set and a `destroy()`.
  */
 class Exchange {
   private ended = false;

@@ -46,8 +46,8 @@ afterAll(async () => {
   await redis?.quit().catch(() => {});
 });
 
-describe('P4: what a login costs the session store (issue 14), with nothing lost', () => {
-  it('the callback destroys the old session and writes the new one once (no second save of the same content, no read-back of the record)', async () => {
+describe('P4: what a login costs the session store (issue 14; rules 5 and 14), with nothing lost', () => {
+  it('rule 5: the callback destroys the old session and writes the new one once (no second save of the same content, no read-back of the record)', async () => {
     const browser = new TestBrowser();
     const callbackUrl = await env.startLogin(browser);
     const oldSid = env.sid(browser);
@@ -79,7 +79,7 @@ describe('P4: what a login costs the session store (issue 14), with nothing lost
     expect((await browser.request(`${env.appUrl}/api/me`, { headers: { accept: 'application/json' } })).status).toBe(200);
   });
 
-  it('a session written after a login is skipped only when it is the same content under the same id', async () => {
+  it('rule 14: a session written after a login is skipped only when it is the same content under the same id', async () => {
     const inner = new LoggingStore(new RedisStore({ client: redis, prefix: `${prefix}unit:` }));
     guardSessionStore(inner, () => undefined);
     const set = (sid: string, s: object) =>

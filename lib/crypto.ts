@@ -1,14 +1,19 @@
-import { createHash, hkdfSync, randomBytes, webcrypto } from 'node:crypto';
-import { FlattenedEncrypt, flattenedDecrypt } from 'jose';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 
 const ENC = 'A256GCM';
 const ALG = 'dir';
 const SALT = Buffer.from('express-oauth-client/token-record/v1');
+/** AES-GCM with a 96-bit IV and the full 128-bit tag, as JWE `A256GCM` requires (RFC 7518 §5.3). */
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const B64U = /^[A-Za-z0-9_-]*$/;
 
 interface DerivedKey {
   kid: string;
-  /** A non-extractable WebCrypto key: jose uses it directly (no KeyObject conversion per call). */
-  key: Promise<webcrypto.CryptoKey>;
+  /** The AES key as a `KeyObject` (inspecting it shows no key bytes). */
+  key: KeyObject;
+  /** The protected header this key seals under, base64url: `{"alg":"dir","enc":"A256GCM","kid":...}`. */
+  header: string;
 }
 
 /** Raised for any value that cannot be opened: tampered, truncated, moved, unknown key, other algorithm, wrong shape. */
@@ -43,10 +48,9 @@ export class SessionCipher {
   constructor(secrets: readonly string[], context: { issuer: string; clientId: string; instance?: string }) {
     const keys = secrets.map((secret) => {
       const ikm = Buffer.from(secret, 'utf8');
-      const key = Buffer.from(hkdfSync('sha256', ikm, SALT, 'A256GCM token record key', 32));
+      const key = createSecretKey(Buffer.from(hkdfSync('sha256', ikm, SALT, 'A256GCM token record key', 32)));
       const kid = b64u(Buffer.from(hkdfSync('sha256', ikm, SALT, 'token record key id', 9)));
-      const imported = webcrypto.subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt', 'decrypt']);
-      return { kid, key: imported };
+      return { kid, key, header: b64u(JSON.stringify({ alg: ALG, enc: ENC, kid })) };
     });
     this.current = keys[0]!;
     this.byKid = new Map(keys.map((k) => [k.kid, k]));
@@ -61,52 +65,77 @@ export class SessionCipher {
     return this.current.kid;
   }
 
-  private aad(sid: string): Uint8Array {
-    return Buffer.from(`eoc1\u0000${this.context}\u0000${sid}`, 'utf8');
+  /**
+   * The GCM additional data of a JWE with external AAD (RFC 7516 §5.1 step 14): the protected header as
+   * serialized, a dot, and the base64url of the session binding.
+   */
+  private aad(protectedHeader: string, sid: string): Buffer {
+    return Buffer.from(`${protectedHeader}.${b64u(`eoc1\u0000${this.context}\u0000${sid}`)}`, 'ascii');
   }
 
-  /** Encrypts a JSON value for one session; the result is a compact-shaped JWE string. */
+  /**
+   * Encrypts a JSON value for one session; the result is a compact-shaped JWE string (`dir`, `A256GCM`).
+   * The work is synchronous (`node:crypto`, no thread-pool round trip); the promise is kept for callers.
+   */
   async seal(sid: string, value: unknown): Promise<string> {
-    const jwe = await new FlattenedEncrypt(Buffer.from(JSON.stringify(value), 'utf8'))
-      .setProtectedHeader({ alg: ALG, enc: ENC, kid: this.current.kid })
-      .setAdditionalAuthenticatedData(this.aad(sid))
-      .encrypt(await this.current.key);
-    return `${jwe.protected}..${jwe.iv}.${jwe.ciphertext}.${jwe.tag}`;
+    const { key, header } = this.current;
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+    cipher.setAAD(this.aad(header, sid));
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+    return `${header}..${b64u(iv)}.${b64u(ciphertext)}.${b64u(cipher.getAuthTag())}`;
   }
 
   /** Kid of a stored record without decrypting it, or undefined when the header is unreadable. */
   kidOf(value: string): string | undefined {
-    try {
-      const header: unknown = JSON.parse(Buffer.from(value.slice(0, value.indexOf('.')), 'base64url').toString('utf8'));
-      const kid = (header as { kid?: unknown } | null)?.kid;
-      return typeof kid === 'string' ? kid : undefined;
-    } catch {
-      return undefined;
-    }
+    const kid = parseHeader(value.slice(0, value.indexOf('.')))?.kid;
+    return typeof kid === 'string' ? kid : undefined;
   }
 
-  /** Decrypts a value of the given session. Throws {@link RecordUnreadableError} for anything but valid JSON sealed for it. */
+  /**
+   * Decrypts a value of the given session. Throws {@link RecordUnreadableError} for anything but valid JSON
+   * sealed for it: the five parts of a compact JWE with an empty encrypted key, strict base64url, a header
+   * naming exactly `dir` and `A256GCM` (no `crit`, no `zip`) and a known kid, a 96-bit IV and a full 128-bit
+   * tag (a shorter tag is refused, never checked as a truncated one).
+   */
   async open(sid: string, value: string): Promise<unknown> {
     const parts = value.split('.');
     if (parts.length !== 5 || parts[1] !== '') throw new RecordUnreadableError('malformed');
-    const [protectedHeader, , iv, ciphertext, tag] = parts as [string, string, string, string, string];
-    const kid = this.kidOf(value);
-    const key = kid === undefined ? undefined : this.byKid.get(kid);
+    const [protectedHeader, , ivPart, ciphertextPart, tagPart] = parts as [string, string, string, string, string];
+    if (!parts.every((part) => B64U.test(part))) throw new RecordUnreadableError('malformed');
+    const header = parseHeader(protectedHeader);
+    if (!header || header.alg !== ALG || header.enc !== ENC || 'crit' in header || 'zip' in header) {
+      throw new RecordUnreadableError('unsupported header');
+    }
+    const key = typeof header.kid === 'string' ? this.byKid.get(header.kid) : undefined;
     if (!key) throw new RecordUnreadableError('unknown key id');
-    let plaintext: Uint8Array;
+    const iv = Buffer.from(ivPart, 'base64url');
+    const tag = Buffer.from(tagPart, 'base64url');
+    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new RecordUnreadableError('malformed');
+    let plaintext: Buffer;
     try {
-      ({ plaintext } = await flattenedDecrypt({ protected: protectedHeader, iv, ciphertext, tag, aad: b64u(this.aad(sid)) }, await key.key, {
-        keyManagementAlgorithms: [ALG],
-        contentEncryptionAlgorithms: [ENC],
-      }));
+      const decipher = createDecipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_BYTES });
+      decipher.setAuthTag(tag);
+      decipher.setAAD(this.aad(protectedHeader, sid));
+      plaintext = Buffer.concat([decipher.update(Buffer.from(ciphertextPart, 'base64url')), decipher.final()]);
     } catch {
       throw new RecordUnreadableError('decryption failed');
     }
     try {
-      return JSON.parse(Buffer.from(plaintext).toString('utf8')) as unknown;
+      return JSON.parse(plaintext.toString('utf8')) as unknown;
     } catch {
       throw new RecordUnreadableError('not JSON');
     }
+  }
+}
+
+/** A JWE protected header (base64url JSON object), or undefined when it is not one. */
+function parseHeader(encoded: string): Record<string, unknown> | undefined {
+  try {
+    const header: unknown = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8'));
+    return header !== null && typeof header === 'object' && !Array.isArray(header) ? (header as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

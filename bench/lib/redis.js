@@ -53,3 +53,11 @@ export async function countByPrefix(client, prefix, maxIterations = 100_000) {
   }
   return count;
 }
+
+/** Best effort, for a script's `finally`: connects, deletes every key under `prefix`, disconnects; never throws. */
+export async function sweepPrefix(prefix) {
+  const redis = await connectRedis().catch(() => undefined);
+  if (!redis) return;
+  await deleteByPrefix(redis, prefix).catch(() => {});
+  await redis.quit().catch(() => {});
+}

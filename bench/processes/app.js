@@ -18,6 +18,8 @@ const VARIANTS = {
   'pkg-dpop': '../variants/pkg-dpop.js',
   // The package with boundedSessionStore's touch passed on every request (touchAfter: 0), reported beside pkg.
   'pkg-eager': '../variants/pkg-eager.js',
+  // bench/login-ablation.js only: the package with parts of the login switched off, to measure each.
+  'pkg-ablate': '../variants/pkg-ablate.js',
   baseline: '../variants/baseline.js',
   'eoc-cookie': '../variants/eoc.js',
   'eoc-redis': '../variants/eoc.js',

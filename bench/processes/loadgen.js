@@ -114,14 +114,20 @@ const ipc = serve({
     const appHost = new URL(appUrl).host;
     let appMs = 0;
     let providerMs = 0;
+    /** The app's requests of a login: its login route (the first) and the callback (the last). */
+    const appRequests = [];
     for (const t of browser.timings) {
-      if (t.host === appHost) appMs += t.ms;
-      else providerMs += t.ms;
+      if (t.host === appHost) {
+        appMs += t.ms;
+        appRequests.push(t.ms);
+      } else providerMs += t.ms;
     }
     const cookieHeader = browser.cookieHeader(appUrl);
     return {
       totalMs,
       appClientMs: appMs,
+      loginRouteMs: appRequests[0],
+      callbackMs: appRequests.at(-1),
       providerClientMs: providerMs,
       requests: browser.timings.length,
       cookieHeader,

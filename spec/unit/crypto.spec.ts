@@ -90,3 +90,85 @@ describe('F: key derivation and key id (rule 6)', () => {
     expect(await rotated.open(SID, await sealWith(Buffer.from(KAT_KEY_HEX, 'hex'), KAT_KID))).toEqual(record());
   });
 });
+
+describe('F: the record is a standard JWE, sealed and opened with node:crypto (rule 6)', () => {
+  const cipher = new RecordCipher([SECRET], CONTEXT);
+  const KEY = new Uint8Array(Buffer.from(KAT_KEY_HEX, 'hex'));
+  const values = (): TokenRecord[] => [
+    record(),
+    { ...record(), access_token: 'ü€😀\u0000"\\'.repeat(50), scope: 'openid profile' },
+    { ...record(), access_token: 'x'.repeat(20_000), id_token: 'a.b.c' },
+  ];
+
+  it('F25: what the package seals, jose opens; what jose seals, the package opens (both ways, several values)', async () => {
+    for (const value of values()) {
+      const sealed = await cipher.seal(SID, value);
+      const [protectedHeader, encryptedKey, iv, ciphertext, tag] = sealed.split('.') as [string, string, string, string, string];
+      expect(encryptedKey).toBe('');
+      const { plaintext } = await flattenedDecrypt({ protected: protectedHeader, iv, ciphertext, tag, aad: aad(SID).toString('base64url') }, KEY, {
+        keyManagementAlgorithms: ['dir'],
+        contentEncryptionAlgorithms: ['A256GCM'],
+      });
+      expect(JSON.parse(Buffer.from(plaintext).toString())).toEqual(value);
+      const jwe = await new FlattenedEncrypt(Buffer.from(JSON.stringify(value)))
+        .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: KAT_KID })
+        .setAdditionalAuthenticatedData(aad(SID))
+        .encrypt(KEY);
+      expect(await cipher.open(SID, `${jwe.protected}..${jwe.iv}.${jwe.ciphertext}.${jwe.tag}`)).toEqual(value);
+    }
+    // A fresh IV per seal: the same value never seals to the same string.
+    expect(await cipher.seal(SID, record())).not.toBe(await cipher.seal(SID, record()));
+  });
+
+  it('F26: a truncated tag, a wrong IV length, another algorithm, crit, zip or a non-base64url part does not open (and nothing else is thrown)', async () => {
+    const sealed = await cipher.seal(SID, record());
+    const [h, , iv, ct, tag] = sealed.split('.') as [string, string, string, string, string];
+    const header = (fields: Record<string, unknown>) =>
+      Buffer.from(JSON.stringify({ alg: 'dir', enc: 'A256GCM', kid: KAT_KID, ...fields })).toString('base64url');
+    const tagBytes = Buffer.from(tag, 'base64url');
+    const refused: Record<string, string> = {
+      // GCM verifies a truncated tag as such unless the length is pinned: 96 bits of the right tag must not do.
+      'tag truncated to 96 bits': `${h}..${iv}.${ct}.${tagBytes.subarray(0, 12).toString('base64url')}`,
+      'tag truncated to 32 bits': `${h}..${iv}.${ct}.${tagBytes.subarray(0, 4).toString('base64url')}`,
+      'empty tag': `${h}..${iv}.${ct}.`,
+      'a 128-bit IV': `${h}..${Buffer.alloc(16, 1).toString('base64url')}.${ct}.${tag}`,
+      'alg A256KW': `${header({ alg: 'A256KW' })}..${iv}.${ct}.${tag}`,
+      'enc A128GCM': `${header({ enc: 'A128GCM' })}..${iv}.${ct}.${tag}`,
+      'a crit header': `${header({ crit: ['exp'], exp: 1 })}..${iv}.${ct}.${tag}`,
+      'a zip header': `${header({ zip: 'DEF' })}..${iv}.${ct}.${tag}`,
+      'a header that is an array': `${Buffer.from('["dir"]').toString('base64url')}..${iv}.${ct}.${tag}`,
+      'a padded (non-base64url) ciphertext': `${h}..${iv}.${ct}=.${tag}`,
+      'a base64 (not url) character': `${h}..${iv}.+${ct.slice(1)}.${tag}`,
+      'an encrypted key where dir has none': `${h}.${Buffer.alloc(32).toString('base64url')}.${iv}.${ct}.${tag}`,
+      'six parts': `${sealed}.x`,
+      'the header of another record': `${header({ typ: 'JWT' })}..${iv}.${ct}.${tag}`,
+    };
+    for (const [what, value] of Object.entries(refused)) {
+      const outcome = await cipher.open(SID, value).then(
+        () => 'opened',
+        (err: unknown) => (err instanceof RecordUnreadableError ? 'refused' : `threw ${String(err)}`),
+      );
+      expect({ what, outcome }).toEqual({ what, outcome: 'refused' });
+    }
+    // The control: the untouched value opens, and only under its own session id.
+    expect(await cipher.open(SID, sealed)).toEqual(record());
+    await expect(cipher.open('another-session', sealed)).rejects.toBeInstanceOf(RecordUnreadableError);
+  });
+
+  it('F27: the key is never shown: inspecting or serialising the cipher shows no key bytes', async () => {
+    const { inspect } = await import('node:util');
+    const key = Buffer.from(KAT_KEY_HEX, 'hex');
+    const shown = `${inspect(cipher, { depth: 10, showHidden: true })} ${JSON.stringify(cipher)}`;
+    for (const encoding of ['hex', 'base64', 'base64url'] as const) expect(shown.includes(key.toString(encoding))).toBe(false);
+    // As util.inspect shows a Buffer's bytes: hex pairs separated by spaces.
+    expect(
+      shown.includes(
+        key
+          .subarray(0, 8)
+          .toString('hex')
+          .replace(/(..)(?!$)/g, '$1 '),
+      ),
+    ).toBe(false);
+    expect(shown.includes(SECRET)).toBe(false);
+  });
+});

@@ -114,7 +114,7 @@ const VARIANTS = [
 if (!quick) VARIANTS.push({ id: 'pkg-eager', kind: 'pkg-eager', label: 'express-oauth-client, touchAfter: 0', note: 'the package with boundedSessionStore(store, { touchAfter: 0 }): the session touch reaches Redis on every request, as express-session does alone' });
 if (settings.aa) VARIANTS.push({ id: 'pkg-aa', kind: 'pkg', label: 'express-oauth-client (A/A copy)', note: 'a second process of the package, for the A/A comparison' });
 /**
- * Variants measured on P2 only, in the same rounds (the order rotating with the others), and left out of P1, P3, P4
+ * Variants measured on P2 only, in the same rounds (in the shuffled order with the others), and left out of P1, P3, P4
  * and P5: `pkg-dpop` is the package with `dpop: true` (issue 16), reported as the cost of DPoP against `pkg`.
  */
 const P2_ONLY = [
@@ -186,6 +186,25 @@ async function startApp(name, variant, prefix, { profile = false } = {}) {
   if (profile) mkdirSync(profileDir, { recursive: true });
   const execArgv = profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${runId}.cpuprofile`] : [];
   return children.start(name, proc('app.js'), appConfig(variant.kind, services, prefix), { execArgv, readyTimeoutMs: 30_000 });
+}
+
+/** A copy of `items` in a pseudo-random order fixed by `seed` (FNV-1a of the seed, then mulberry32; Fisher-Yates). */
+function shuffled(items, seed) {
+  let h = 2166136261;
+  for (const c of seed) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  const random = () => {
+    h = (h + 0x6d2b79f5) >>> 0;
+    let t = h;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
 }
 
 async function checkedLogin(loadgen, appUrl) {
@@ -290,7 +309,11 @@ async function main() {
   const memory = {};
   const startApps = async (generation) => {
     apps.length = 0;
-    for (const v of [...VARIANTS, ...P2_ONLY]) {
+    // Started in an order of their own each generation: of two processes of the same code started one after the
+    // other, the later one ran faster in 3 of 4 tries (up to 9 % req/s), and `pkg` used to start first every time
+    // while its A/A copy started last. `apps` keeps the variants' order.
+    const all = [...VARIANTS, ...P2_ONLY];
+    for (const v of shuffled(all, `start:${generation}`)) {
       const child = await startApp(v.id, v, `${PREFIX}${v.id}:`, { profile: settings.profile && (v.id === 'pkg' || v.id === 'baseline') });
       if (settings.pinning && !pin(child.pid, settings.pinning.appCpus)) throw new Error(`could not pin ${v.id} (pid ${child.pid})`);
       const login = await checkedLogin(loadgen, child.info.url);
@@ -299,6 +322,7 @@ async function main() {
       apps.push({ variant: v, child, url: child.info.url, cookie: login.cookieHeader, cookieBytes: login.cookieBytes, cookieNames: login.cookieNames });
       log(`${v.id} ready at ${child.info.url} (pid ${child.pid}, generation ${generation}); session cookie ${login.cookieBytes} bytes`);
     }
+    apps.sort((a, b) => all.indexOf(a.variant) - all.indexOf(b.variant));
   };
   /** P5 peak RSS (the highest of the variant's processes), then the processes stop (their Redis keys go with them). */
   const stopApps = async () => {
@@ -341,7 +365,7 @@ async function main() {
   const roundsPerGeneration = Math.ceil(settings.rounds / settings.generations);
   let generation = 1;
 
-  // 4. Rounds: each scenario, variants in order A B C D ...; then one or two full logins per variant (P4).
+  // 4. Rounds: each scenario, each slice's variants in a shuffled order; then 4 full logins per variant (P4).
   //    A scenario-round during which other work used the machine is kept but marked as disturbed; the run
   //    then waits for a quiet machine and adds rounds until every scenario has `rounds` quiet ones, within
   //    the retry budget (time spent on disturbed rounds and waiting) and at most twice the rounds.
@@ -375,20 +399,22 @@ async function main() {
     for (const scenario of todo) {
       const started = performance.now();
       const batch = [];
-      // The order rotates by one each round (A B C D E, B C D E A, ...): every variant runs in every
-      // position equally often, so whatever precedes a measurement (the login batch, another variant's
-      // garbage collection) cannot favour one variant.
+      // Each slice takes the variants in an order of its own, shuffled (seeded by round, scenario and slice, so a
+      // run can be repeated): over the run every variant runs in every position and after every other variant
+      // about equally often, so whatever precedes a measurement (the login batch, the previous process's
+      // garbage collection on the same core) cannot favour one variant. (A rotation by one per round balanced
+      // the positions but kept each variant's predecessor fixed.)
       const runs = appsFor(scenario);
-      const order = runs.map((_, k) => runs[(k + round - 1) % runs.length]);
-      const slices = new Map(order.map((app) => [app, []]));
+      const slices = new Map(runs.map((app) => [app, []]));
       for (let k = 0; k < settings.slices; k++) {
+        const order = shuffled(runs, `${round}:${scenario.id}:${k}`);
         for (const app of order) {
           slices.get(app).push(await load(app, scenario, settings.durationSec / settings.slices));
           // Lets the previous process close its connections and collect its garbage before the next one runs.
           await sleep(settings.slices > 1 ? 100 : 300);
         }
       }
-      for (const app of order) {
+      for (const app of runs) {
         const r = combineSlices(slices.get(app));
         const bad = r.non2xx + r.errors + r.timeouts;
         if (bad > 0) log(`warning: ${app.variant.id} ${scenario.id} round ${round}: ${bad} failed responses ${JSON.stringify(r.statuses)}`);
@@ -409,7 +435,11 @@ async function main() {
       } else log(`warning: ${scenario.id} round ${round}: other work used up to ${worst.toFixed(2)} cores`);
     }
     if (!extra) {
-      for (const app of apps.filter((a) => !a.variant.p2Only)) {
+      // In an order of their own each round too: the first login after the load is the slow one (P4).
+      for (const app of shuffled(
+        apps.filter((a) => !a.variant.p2Only),
+        `${round}:logins`,
+      )) {
         await provider.request('reset');
         const batch = [];
         for (let i = 0; i < settings.loginsPerRound; i++) batch.push(await checkedLogin(loadgen, app.url));

@@ -10,7 +10,7 @@ function header(result) {
   const s = meta.settings;
   return [
     `Date: ${meta.date.slice(0, 16).replace('T', ' ')} UTC. Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.os}, Redis ${meta.redis}.`,
-    `Command: \`${meta.command}\` (${s.rounds} round(s) x ${s.durationSec} s per scenario and variant${(s.slices ?? 1) > 1 ? `, taken in ${s.slices} slices of ${s.durationSec / s.slices} s interleaved with the other variants'` : ''}${(s.generations ?? 1) > 1 ? `, every variant's process started anew ${s.generations - 1} time(s) during the rounds (${s.generations} processes per variant)` : ''}, the variants' order rotating by one each round, ${s.connections} connections, ${s.warmupSec} s warm-up, ${meta.durationSec} s in all). ` +
+    `Command: \`${meta.command}\` (${s.rounds} round(s) x ${s.durationSec} s per scenario and variant${(s.slices ?? 1) > 1 ? `, taken in ${s.slices} slices of ${s.durationSec / s.slices} s interleaved with the other variants'` : ''}${(s.generations ?? 1) > 1 ? `, every variant's process started anew ${s.generations - 1} time(s) during the rounds (${s.generations} processes per variant)` : ''}, each slice's order of the variants shuffled, ${s.connections} connections, ${s.warmupSec} s warm-up, ${meta.durationSec} s in all). ` +
       `Load average during the run: median ${fmt(meta.loadAverage.median, 1)}, max ${fmt(meta.loadAverage.max, 1)}. ` +
       (s.pinning
         ? `P1/P2/P4: the app under test pinned to CPU ${s.pinning.appCpus}, the load generator, provider and API to CPU ${s.pinning.otherCpus}${s.pinning.redis ? " and the Redis server" : " (Redis unpinned)"}; the storm (P3) runs unpinned.`

@@ -94,15 +94,16 @@ export class SessionCipher {
 
   /**
    * Decrypts a value of the given session. Throws {@link RecordUnreadableError} for anything but valid JSON
-   * sealed for it: the five parts of a compact JWE with an empty encrypted key, strict base64url, a header
+   * sealed for it: the five parts of a compact JWE with an empty encrypted key, canonical base64url, a header
    * naming exactly `dir` and `A256GCM` (no `crit`, no `zip`) and a known kid, a 96-bit IV and a full 128-bit
    * tag (a shorter tag is refused, never checked as a truncated one).
    */
   async open(sid: string, value: string): Promise<unknown> {
+    if (typeof value !== 'string') throw new RecordUnreadableError('malformed');
     const parts = value.split('.');
     if (parts.length !== 5 || parts[1] !== '') throw new RecordUnreadableError('malformed');
     const [protectedHeader, , ivPart, ciphertextPart, tagPart] = parts as [string, string, string, string, string];
-    if (!parts.every((part) => B64U.test(part))) throw new RecordUnreadableError('malformed');
+    if (!parts.every(isCanonicalB64u)) throw new RecordUnreadableError('malformed');
     const header = parseHeader(protectedHeader);
     if (!header || header.alg !== ALG || header.enc !== ENC || 'crit' in header || 'zip' in header) {
       throw new RecordUnreadableError('unsupported header');
@@ -127,6 +128,15 @@ export class SessionCipher {
       throw new RecordUnreadableError('not JSON');
     }
   }
+}
+
+/**
+ * Whether `part` is base64url exactly as it encodes (no padding, no `+` or `/`, no stray length, unused bits
+ * zero): Node's decoder ignores what it cannot use, so without this one record could be written as several
+ * strings.
+ */
+function isCanonicalB64u(part: string): boolean {
+  return B64U.test(part) && b64u(Buffer.from(part, 'base64url')) === part;
 }
 
 /** A JWE protected header (base64url JSON object), or undefined when it is not one. */

@@ -1,4 +1,4 @@
-import { createHash, hkdfSync } from 'node:crypto';
+import { createCipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { FlattenedEncrypt, flattenedDecrypt } from 'jose';
 import { RecordCipher, RecordUnreadableError, type TokenRecord } from '../../lib/token-record.js';
@@ -120,28 +120,45 @@ describe('F: the record is a standard JWE, sealed and opened with node:crypto (r
     expect(await cipher.seal(SID, record())).not.toBe(await cipher.seal(SID, record()));
   });
 
-  it('F26: a truncated tag, a wrong IV length, another algorithm, crit, zip or a non-base64url part does not open (and nothing else is thrown)', async () => {
-    const sealed = await cipher.seal(SID, record());
-    const [h, , iv, ct, tag] = sealed.split('.') as [string, string, string, string, string];
-    const header = (fields: Record<string, unknown>) =>
-      Buffer.from(JSON.stringify({ alg: 'dir', enc: 'A256GCM', kid: KAT_KID, ...fields })).toString('base64url');
-    const tagBytes = Buffer.from(tag, 'base64url');
+  it('F26: a truncated tag, a wrong IV length, another algorithm, crit, zip or non-canonical base64url does not open (and nothing else is thrown)', async () => {
+    const KEY_BYTES = Buffer.from(KAT_KEY_HEX, 'hex');
+    const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+    /**
+     * A record sealed correctly (the right key, the AAD over the header as sent) but for what a case changes: the
+     * header's fields, the IV's length or the tag's. Only the check under test can refuse it.
+     */
+    const sealRaw = (fields: Record<string, unknown> = {}, { ivBytes = 12, tagBytes = 16 } = {}) => {
+      const header = b64(JSON.stringify({ alg: 'dir', enc: 'A256GCM', kid: KAT_KID, ...fields }));
+      const iv = randomBytes(ivBytes);
+      const c = createCipheriv('aes-256-gcm', KEY_BYTES, iv, { authTagLength: tagBytes });
+      c.setAAD(Buffer.from(`${header}.${aad(SID).toString('base64url')}`, 'ascii'));
+      const ct = Buffer.concat([c.update(JSON.stringify(record()), 'utf8'), c.final()]);
+      return `${header}..${b64(iv)}.${b64(ct)}.${b64(c.getAuthTag())}`;
+    };
+    // The control: sealed this way with nothing changed, it opens.
+    expect(await cipher.open(SID, sealRaw())).toEqual(record());
+    const [h, , iv, ct, tag] = sealRaw().split('.') as [string, string, string, string, string];
+    // The tag's last character carries 2 bits and 4 unused ones: set one of those, the bytes stay the same.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const lastTag = alphabet[alphabet.indexOf(tag.at(-1)!) | 1]!;
+    expect(lastTag).not.toBe(tag.at(-1));
     const refused: Record<string, string> = {
-      // GCM verifies a truncated tag as such unless the length is pinned: 96 bits of the right tag must not do.
-      'tag truncated to 96 bits': `${h}..${iv}.${ct}.${tagBytes.subarray(0, 12).toString('base64url')}`,
-      'tag truncated to 32 bits': `${h}..${iv}.${ct}.${tagBytes.subarray(0, 4).toString('base64url')}`,
+      // GCM checks a tag of 96 or 32 bits as such unless the length is pinned: a correct short tag must not do.
+      'a correct 96-bit tag': sealRaw({}, { tagBytes: 12 }),
+      'a correct 32-bit tag': sealRaw({}, { tagBytes: 4 }),
       'empty tag': `${h}..${iv}.${ct}.`,
-      'a 128-bit IV': `${h}..${Buffer.alloc(16, 1).toString('base64url')}.${ct}.${tag}`,
-      'alg A256KW': `${header({ alg: 'A256KW' })}..${iv}.${ct}.${tag}`,
-      'enc A128GCM': `${header({ enc: 'A128GCM' })}..${iv}.${ct}.${tag}`,
-      'a crit header': `${header({ crit: ['exp'], exp: 1 })}..${iv}.${ct}.${tag}`,
-      'a zip header': `${header({ zip: 'DEF' })}..${iv}.${ct}.${tag}`,
-      'a header that is an array': `${Buffer.from('["dir"]').toString('base64url')}..${iv}.${ct}.${tag}`,
-      'a padded (non-base64url) ciphertext': `${h}..${iv}.${ct}=.${tag}`,
-      'a base64 (not url) character': `${h}..${iv}.+${ct.slice(1)}.${tag}`,
-      'an encrypted key where dir has none': `${h}.${Buffer.alloc(32).toString('base64url')}.${iv}.${ct}.${tag}`,
-      'six parts': `${sealed}.x`,
-      'the header of another record': `${header({ typ: 'JWT' })}..${iv}.${ct}.${tag}`,
+      'a correct record under a 128-bit IV': sealRaw({}, { ivBytes: 16 }),
+      'alg A256KW': sealRaw({ alg: 'A256KW' }),
+      'enc A128GCM': sealRaw({ enc: 'A128GCM' }),
+      'a crit header': sealRaw({ crit: ['exp'], exp: 1 }),
+      'a zip header': sealRaw({ zip: 'DEF' }),
+      'a header that is an array': `${b64('["dir"]')}..${iv}.${ct}.${tag}`,
+      'a padded ciphertext': `${h}..${iv}.${ct}=.${tag}`,
+      'a base64 (not url) character': `${h}..${iv}.${ct}.${tag.slice(0, 5)}+${tag.slice(6)}`,
+      'a stray character after the IV': `${h}..${iv}A.${ct}.${tag}`,
+      'unused bits set in the last character of the tag': `${h}..${iv}.${ct}.${tag.slice(0, -1)}${lastTag}`,
+      'an encrypted key where dir has none': `${h}.${b64(Buffer.alloc(32))}.${iv}.${ct}.${tag}`,
+      'six parts': `${h}..${iv}.${ct}.${tag}.x`,
     };
     for (const [what, value] of Object.entries(refused)) {
       const outcome = await cipher.open(SID, value).then(
@@ -150,7 +167,10 @@ describe('F: the record is a standard JWE, sealed and opened with node:crypto (r
       );
       expect({ what, outcome }).toEqual({ what, outcome: 'refused' });
     }
-    // The control: the untouched value opens, and only under its own session id.
+    // Not a string at all (a store answering a Buffer or a number): refused the same way.
+    await expect(cipher.open(SID, 42 as unknown as string)).rejects.toBeInstanceOf(RecordUnreadableError);
+    // And a record that opens does so only under its own session id.
+    const sealed = await cipher.seal(SID, record());
     expect(await cipher.open(SID, sealed)).toEqual(record());
     await expect(cipher.open('another-session', sealed)).rejects.toBeInstanceOf(RecordUnreadableError);
   });
@@ -160,15 +180,13 @@ describe('F: the record is a standard JWE, sealed and opened with node:crypto (r
     const key = Buffer.from(KAT_KEY_HEX, 'hex');
     const shown = `${inspect(cipher, { depth: 10, showHidden: true })} ${JSON.stringify(cipher)}`;
     for (const encoding of ['hex', 'base64', 'base64url'] as const) expect(shown.includes(key.toString(encoding))).toBe(false);
-    // As util.inspect shows a Buffer's bytes: hex pairs separated by spaces.
-    expect(
-      shown.includes(
-        key
-          .subarray(0, 8)
-          .toString('hex')
-          .replace(/(..)(?!$)/g, '$1 '),
-      ),
-    ).toBe(false);
+    // As util.inspect shows a Buffer's bytes (hex pairs separated by spaces) and a Uint8Array's (decimals).
+    const spacedHex = key
+      .subarray(0, 8)
+      .toString('hex')
+      .replace(/(..)(?!$)/g, '$1 ');
+    expect(shown.includes(spacedHex)).toBe(false);
+    expect(shown.includes([...key.subarray(0, 8)].join(', '))).toBe(false);
     expect(shown.includes(SECRET)).toBe(false);
   });
 });

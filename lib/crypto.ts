@@ -6,7 +6,6 @@ const SALT = Buffer.from('express-oauth-client/token-record/v1');
 /** AES-GCM with a 96-bit IV and the full 128-bit tag, as JWE `A256GCM` requires (RFC 7518 §5.3). */
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-const B64U = /^[A-Za-z0-9_-]*$/;
 
 interface DerivedKey {
   kid: string;
@@ -86,12 +85,6 @@ export class SessionCipher {
     return `${header}..${b64u(iv)}.${b64u(ciphertext)}.${b64u(cipher.getAuthTag())}`;
   }
 
-  /** Kid of a stored record without decrypting it, or undefined when the header is unreadable. */
-  kidOf(value: string): string | undefined {
-    const kid = parseHeader(value.slice(0, value.indexOf('.')))?.kid;
-    return typeof kid === 'string' ? kid : undefined;
-  }
-
   /**
    * Decrypts a value of the given session. Throws {@link RecordUnreadableError} for anything but valid JSON
    * sealed for it: the five parts of a compact JWE with an empty encrypted key, canonical base64url, a header
@@ -102,23 +95,22 @@ export class SessionCipher {
     if (typeof value !== 'string') throw new RecordUnreadableError('malformed');
     const parts = value.split('.');
     if (parts.length !== 5 || parts[1] !== '') throw new RecordUnreadableError('malformed');
-    const [protectedHeader, , ivPart, ciphertextPart, tagPart] = parts as [string, string, string, string, string];
-    if (!parts.every(isCanonicalB64u)) throw new RecordUnreadableError('malformed');
-    const header = parseHeader(protectedHeader);
+    const decoded = parts.map(canonicalBytes);
+    if (decoded.includes(undefined)) throw new RecordUnreadableError('malformed');
+    const [headerBytes, , iv, ciphertext, tag] = decoded as [Buffer, Buffer, Buffer, Buffer, Buffer];
+    const header = parseHeader(headerBytes);
     if (!header || header.alg !== ALG || header.enc !== ENC || 'crit' in header || 'zip' in header) {
       throw new RecordUnreadableError('unsupported header');
     }
     const key = typeof header.kid === 'string' ? this.byKid.get(header.kid) : undefined;
     if (!key) throw new RecordUnreadableError('unknown key id');
-    const iv = Buffer.from(ivPart, 'base64url');
-    const tag = Buffer.from(tagPart, 'base64url');
     if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new RecordUnreadableError('malformed');
     let plaintext: Buffer;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_BYTES });
       decipher.setAuthTag(tag);
-      decipher.setAAD(this.aad(protectedHeader, sid));
-      plaintext = Buffer.concat([decipher.update(Buffer.from(ciphertextPart, 'base64url')), decipher.final()]);
+      decipher.setAAD(this.aad(parts[0]!, sid));
+      plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
     } catch {
       throw new RecordUnreadableError('decryption failed');
     }
@@ -131,18 +123,19 @@ export class SessionCipher {
 }
 
 /**
- * Whether `part` is base64url exactly as it encodes (no padding, no `+` or `/`, no stray length, unused bits
- * zero): Node's decoder ignores what it cannot use, so without this one record could be written as several
- * strings.
+ * The bytes of a part written in base64url exactly as they encode (no padding, no `+` or `/`, no stray
+ * length, unused bits zero), or undefined: Node's decoder ignores what it cannot use, so without this one
+ * record could be written as several strings.
  */
-function isCanonicalB64u(part: string): boolean {
-  return B64U.test(part) && b64u(Buffer.from(part, 'base64url')) === part;
+function canonicalBytes(part: string): Buffer | undefined {
+  const bytes = Buffer.from(part, 'base64url');
+  return b64u(bytes) === part ? bytes : undefined;
 }
 
-/** A JWE protected header (base64url JSON object), or undefined when it is not one. */
-function parseHeader(encoded: string): Record<string, unknown> | undefined {
+/** A JWE protected header (JSON object), or undefined when it is not one. */
+function parseHeader(bytes: Buffer): Record<string, unknown> | undefined {
   try {
-    const header: unknown = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8'));
+    const header: unknown = JSON.parse(bytes.toString('utf8'));
     return header !== null && typeof header === 'object' && !Array.isArray(header) ? (header as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

@@ -4,7 +4,7 @@
  * load generator, and one process per variant app; logs each variant in once through the provider's pages;
  * then runs the scenarios round by round (A B C D A B C D ...) after a warm-up, and writes the report.
  *
- *   npm run bench                 full run (about 8 minutes; at most 10), includes the A/A variant
+ *   npm run bench                 full run (about 17 minutes; at most 25), includes the A/A variant
  *   npm run bench -- --quick      one short round (CI: checks the script works; asserts nothing about timing)
  *
  * Options: --quick, --no-aa / --aa, --rounds N, --duration S, --connections N, --storms N, --profile
@@ -75,7 +75,9 @@ const settings = {
   // (JIT and heap-sizing decisions made early): with one process per variant for the whole run, the A/A
   // copy came out at 1.01x CPU in one run and the package itself at 1.23x in the same run. Medians over
   // generations average that out instead of measuring one draw of it.
-  generations: Math.floor(positiveInt('generations', opts.generations, quick || opts.profile ? 1 : 3)),
+  // 5, not 3: a later-started process of the same code ran up to 9 % faster (docs/performance.md), and the
+  // start order is shuffled per generation; more generations give each variant more start positions.
+  generations: Math.floor(positiveInt('generations', opts.generations, quick || opts.profile ? 1 : 5)),
   warmupSec: quick ? 1 : 5,
   // A scenario-round during which other work on the machine used more than this many cores is thrown
   // away and run again once the machine is quiet (Linux; see lib/machine-load.js). Waiting and re-running
@@ -85,7 +87,11 @@ const settings = {
   connections: Math.floor(positiveInt('connections', opts.connections, 16)),
   // 4 per variant per round (60 in a full run): single logins move by a few ms from one to the next (P4's A/A line shows how much).
   loginsPerRound: quick ? 2 : 4,
-  storms: Math.floor(positiveInt('storms', opts.storms, quick ? 1 : 3)),
+  // The package's storms (P3): its target compares each storm with its own control burst, and those
+  // differences ranged from -78 to +305 ms within one run (23:06, 5 storms) on this 2-core machine: the
+  // median needs many. The other variants, which lose the grant in every storm, take the first 3 only.
+  storms: Math.floor(positiveInt('storms', opts.storms, quick ? 1 : 11)),
+  otherStorms: quick ? 1 : 3,
   stormProcesses: 4,
   stormConcurrency: 50,
   // Access-token lifetime of the storm logins; the storm starts once it is over.
@@ -95,7 +101,7 @@ const settings = {
   pinning: opts['no-pin'] || !opts.pin ? undefined : pinningPlan(),
 };
 // Overall deadline: nothing in this run may wait longer (each wait below is bounded on its own too).
-const DEADLINE_MS = quick ? 150_000 : 20 * 60_000;
+const DEADLINE_MS = quick ? 150_000 : 25 * 60_000;
 const outName = opts.out ?? (quick ? 'quick' : 'latest');
 if (!/^[A-Za-z0-9._-]+$/.test(outName)) throw new Error(`--out must be a plain file name (got ${outName})`);
 
@@ -509,7 +515,9 @@ async function main() {
   for (const g of groups) {
     for (const url of g.urls) {
       const warm = await checkedLogin(loadgen, url);
-      await loadgen.request('load', { url: `${url}/p2`, cookie: warm.cookieHeader, connections: 8, amount: quick ? 300 : 1000 }, 60_000);
+      // As many connections as a storm's calls, so the storm and its control burst find the same keep-alive
+      // connections to the API open (the first storm opened 42 more per process, its control none).
+      await loadgen.request('load', { url: `${url}/p2`, cookie: warm.cookieHeader, connections: settings.stormConcurrency, amount: quick ? 300 : 1000 }, 60_000);
     }
   }
   for (let s = 1; s <= settings.storms; s++) {
@@ -517,13 +525,14 @@ async function main() {
     await provider.request('setAccessTokenTtl', { seconds: settings.stormTokenTtlSec });
     const cookies = [];
     try {
-      for (const g of groups) cookies.push((await checkedLogin(loadgen, g.urls[0])).cookieHeader);
+      for (const g of groups) cookies.push(g.variant.id !== 'pkg' && s > settings.otherStorms ? undefined : (await checkedLogin(loadgen, g.urls[0])).cookieHeader);
     } finally {
       await provider.request('setAccessTokenTtl', { seconds: 3600 });
     }
     // expires_at is whole seconds: one more second plus a margin covers the rounding on every side.
     await sleep((settings.stormTokenTtlSec + 1) * 1000 + 300);
     for (const [i, g] of groups.entries()) {
+      if (g.variant.id !== 'pkg' && s > settings.otherStorms) continue;
       await provider.request('reset');
       const burst = await loadgen.request('storm', { urls: g.urls, path: '/p2', cookie: cookies[i], perInstance: settings.stormConcurrency }, 60_000);
       const counters = await provider.request('reset');
@@ -686,6 +695,11 @@ function summarize({ started, finished, samples: allSamples, logins, storms, mem
       p99Max: max(mine.map((s) => s.p99)),
       refreshMs: median(mine.map((s) => s.refreshMs)),
       controlP99: median(mine.map((s) => s.controlP99)),
+      // Paired, as the target reads ("the same burst's p99"): each storm against its own control burst
+      // and its own refresh at the provider, then the median over storms.
+      addedMs: median(mine.map((s) => s.p99 - s.controlP99)),
+      overAllowanceMs: median(mine.map((s) => s.p99 - s.controlP99 - s.refreshMs)),
+      stormsWithinAllowance: mine.filter((s) => s.p99 - s.controlP99 - s.refreshMs <= 20).length,
     };
   }
 
@@ -722,8 +736,8 @@ function summarize({ started, finished, samples: allSamples, logins, storms, mem
     pkgStorm && {
       id: 'P3b',
       text: 'P3 storm p99 <= the same burst with a fresh token (p99) + provider refresh latency + 20 ms',
-      measured: `p99 ${pkgStorm.p99.toFixed(1)} ms vs ${pkgStorm.controlP99.toFixed(1)} + ${pkgStorm.refreshMs.toFixed(1)} + 20 ms (the refresh added ${(pkgStorm.p99 - pkgStorm.controlP99).toFixed(1)} ms)`,
-      met: pkgStorm.p99 <= pkgStorm.controlP99 + pkgStorm.refreshMs + 20,
+      measured: `per storm, p99 minus the same burst's p99 with a fresh token minus the provider's refresh: median ${pkgStorm.overAllowanceMs.toFixed(1)} ms against 20 ms (${pkgStorm.stormsWithinAllowance} of ${pkgStorm.storms} storms within); medians p99 ${pkgStorm.p99.toFixed(1)} ms, fresh ${pkgStorm.controlP99.toFixed(1)} ms, refresh ${pkgStorm.refreshMs.toFixed(1)} ms`,
+      met: pkgStorm.overAllowanceMs <= 20,
     },
     P4['eoc-redis'] && {
       id: 'P4',

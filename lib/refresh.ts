@@ -8,6 +8,18 @@ import type { OAuthEvents } from './events.js';
 import { sessionTag, type LoadedRecord, type TokenService } from './tokens.js';
 import { sleep } from './util.js';
 
+/**
+ * A waiter's first pause before it reads the record again; each next one is 1.5 times longer, up to
+ * {@link FAST_PAUSE_MS} while a refresh takes as long as one usually does ({@link FAST_WAIT_MS}), then up to
+ * {@link SLOW_PAUSE_MS} (a slow provider: fewer reads per waiting process and session).
+ */
+const FIRST_PAUSE_MS = 2;
+const FAST_PAUSE_MS = 8;
+const FAST_WAIT_MS = 250;
+const SLOW_PAUSE_MS = 100;
+/** How often a waiter tries the lock again (a holder that died leaves it until its lease ends). */
+const LOCK_RETRY_MS = 100;
+
 /** Options of one access-token request. */
 export interface AccessTokenOptions {
   /** The API rejected this access token (401): refresh unless another writer already replaced it. */
@@ -87,7 +99,7 @@ export class Refresher {
     const giveUpAt = Date.now() + this.waitLimit;
     const telemetry = telemetryOf(this.cfg);
     let waitingSince: number | undefined;
-    let pause = 5;
+    let pause = FIRST_PAUSE_MS;
     for (;;) {
       if (await this.tokens.lock(sid, owner, this.lease)) {
         if (waitingSince !== undefined) telemetry.lockWait(Date.now() - waitingSince, 'took_over');
@@ -101,22 +113,27 @@ export class Refresher {
         }
       }
       waitingSince ??= Date.now();
-      await sleep(pause);
-      // Only one request per process and session polls (the single flight), so a short pause is cheap (one
-      // store read) and waiters pick up the holder's result within ~15 ms of it being written (a refresh
-      // storm's slowest calls are the waiters', issue 14 P3).
-      pause = Math.min(15, pause * 1.5);
-      const current = await this.tokens.read(sid);
-      if (!current) throw new LoginRequiredError('The login ended in another request.');
-      if (current.raw !== seen.raw && this.usable(current, rejected)) {
-        telemetry.lockWait(Date.now() - waitingSince, 'adopted');
-        return current;
-      }
-      if (Date.now() >= giveUpAt) {
-        telemetry.lockWait(Date.now() - waitingSince, 'gave_up');
-        if (rejected === undefined && !this.tokens.isExpired(current.record)) return current;
-        throw new RefreshUnavailableError('Another refresh of this session did not finish in time.');
-      }
+      // Another process holds the lock: read until its result is there, and try the lock again only now and
+      // then (a live holder keeps it; a dead one's lease ends after seconds). Only one request per process
+      // and session waits (the single flight), so short pauses are cheap (one store read each), and the
+      // waiters pick up the holder's result within a pause and a read of it being written: in a refresh
+      // storm the waiting processes' calls are the slowest (issue 14 P3).
+      const tryLockAt = Date.now() + LOCK_RETRY_MS;
+      do {
+        await sleep(pause);
+        pause = Math.min(Date.now() - waitingSince < FAST_WAIT_MS ? FAST_PAUSE_MS : SLOW_PAUSE_MS, pause * 1.5);
+        const current = await this.tokens.read(sid);
+        if (!current) throw new LoginRequiredError('The login ended in another request.');
+        if (current.raw !== seen.raw && this.usable(current, rejected)) {
+          telemetry.lockWait(Date.now() - waitingSince, 'adopted');
+          return current;
+        }
+        if (Date.now() >= giveUpAt) {
+          telemetry.lockWait(Date.now() - waitingSince, 'gave_up');
+          if (rejected === undefined && !this.tokens.isExpired(current.record)) return current;
+          throw new RefreshUnavailableError('Another refresh of this session did not finish in time.');
+        }
+      } while (Date.now() < tryLockAt);
     }
   }
 

@@ -92,23 +92,23 @@ export function renderMarkdown(result) {
   if (summary.P6) lines.push(...p6Markdown(summary.P6));
   lines.push('');
   const s = meta.settings;
-  lines.push(`### P3: refresh storm (${s.stormProcesses} app processes x ${s.stormConcurrency} concurrent calls on an expired access token, ${s.storms} storm(s) per variant)`, '');
+  lines.push(`### P3: refresh storm (${s.stormProcesses} app processes x ${s.stormConcurrency} concurrent calls on an expired access token, ${s.storms} storm(s) of the package${s.otherStorms !== undefined && s.otherStorms < s.storms ? `, the first ${s.otherStorms} of them for the other variants` : ''})`, '');
   lines.push(
-    '| Variant | Refresh requests at the provider, per storm | of which rejected | 200 responses, per storm | Storm p99 ms | Provider refresh ms | Same burst, fresh token: p99 ms | Added by the refresh: p99 ms |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| Variant | Refresh requests at the provider, per storm | of which rejected | 200 responses, per storm | Storm p99 ms | Provider refresh ms | Same burst, fresh token: p99 ms | Added by the refresh: p99 ms | Storms within fresh + refresh + 20 ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const v of variants) {
     const p = P3[v.id];
     if (!p) continue;
     lines.push(
-      `| ${v.label} | ${p.refreshRequests.join(', ')} | ${p.refreshErrors.join(', ')} | ${p.ok200.map((n) => `${n}/${p.requestsPerStorm}`).join(', ')} | ${fmt(p.p99, 1)} | ${fmt(p.refreshMs, 1)} | ${fmt(p.controlP99, 1)} | ${fmt(p.p99 - p.controlP99, 1)} |`,
+      `| ${v.label} | ${p.refreshRequests.join(', ')} | ${p.refreshErrors.join(', ')} | ${p.ok200.map((n) => `${n}/${p.requestsPerStorm}`).join(', ')} | ${fmt(p.p99, 1)} | ${fmt(p.refreshMs, 1)} | ${fmt(p.controlP99, 1)} | ${fmt(p.addedMs ?? p.p99 - p.controlP99, 1)} | ${p.stormsWithinAllowance ?? 'n/a'} of ${p.storms} |`,
     );
   }
   lines.push(
     '',
     'Every storm logs in anew with a 2 s access token and starts once it has expired; the provider rotates refresh tokens and revokes the grant when a rotated one is reused. ' +
       'Storm p99 and provider refresh ms: medians over storms; provider refresh ms is measured in the provider (request in to response out) for the successful refresh grants. ' +
-      'The same burst is then sent again with the fresh token, and its p99 subtracted: on a small machine most of a 200-request burst is queueing for CPU, whoever refreshes.',
+      'The same burst is then sent again with the fresh token, and its p99 subtracted, storm by storm (added by the refresh: the median of those differences; the target: each storm within its own control p99 + its own refresh at the provider + 20 ms, met when the median storm is): on a small machine most of a 200-request burst is queueing for CPU, whoever refreshes.',
     '',
   );
   lines.push('### Targets (issue 14)', '', '| Target | Measured | Met |', '|---|---|---|');

@@ -162,6 +162,43 @@ describe('E: refresh in one process (rule 8)', () => {
     expect(res.status).toBe(200);
     expect((await env.readRecord(sid))!.version).toBe(fresh.version);
   });
+
+  it("E23: a request waiting for another process's refresh reads the record often at first, tries the lock rarely, and uses the holder's tokens", async () => {
+    const { browser } = await env.login();
+    const sid = env.sid(browser);
+    const old = await expireAccessToken(browser);
+    const before = refreshes();
+    const hits = env.api.authorizations.length;
+    // "Another process" holds the lock and writes its refreshed record 600 ms from now.
+    expect(await env.tokenStore.lock(sid, 'another-process', 10_000)).toBe(true);
+    const store = env.tokenStore;
+    const { get, lock } = store;
+    let reads = 0;
+    let locks = 0;
+    store.get = (key: string) => (reads++, get.call(store, key));
+    store.lock = (key: string, owner: string, ttlMs: number) => (locks++, lock.call(store, key, owner, ttlMs));
+    const fresh = { ...old, expires_at: Math.floor(Date.now() / 1000) + 3600, version: old.version + 1, updated_at: Math.floor(Date.now() / 1000) };
+    const holder = new Promise((resolve) => setTimeout(resolve, 600)).then(() => env.writeRecord(sid, fresh));
+    try {
+      const res = await browser.request(`${env.appUrl}/api/me`, { headers: json });
+      expect(res.status).toBe(200);
+    } finally {
+      store.get = get;
+      store.lock = lock;
+      await holder;
+      await env.tokenStore.unlock(sid, 'another-process');
+    }
+    // The holder's tokens were used, and nothing was refreshed or lost.
+    expect(refreshes() - before).toBe(0);
+    expect(env.api.authorizations.slice(hits).map((a) => a.authorization)).toEqual([`Bearer ${fresh.access_token}`]);
+    expect((await env.readRecord(sid))!.version).toBe(fresh.version);
+    // 600 ms of waiting: reads every 2-8 ms for the first 250 ms, then slower; the lock once at first and then
+    // about every 100 ms (a lock attempt per read would be dozens).
+    expect(locks).toBeGreaterThanOrEqual(2);
+    expect(locks).toBeLessThanOrEqual(10);
+    expect(reads).toBeGreaterThanOrEqual(5);
+    expect(reads).toBeLessThanOrEqual(60);
+  });
 });
 
 describe('E: upstream 401 before expiry (rule 8)', () => {

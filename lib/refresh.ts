@@ -101,15 +101,20 @@ export class Refresher {
     let waitingSince: number | undefined;
     let pause = FIRST_PAUSE_MS;
     for (;;) {
-      if (await this.tokens.lock(sid, owner, this.lease)) {
+      // The lock and, once taken, the record as it is then (re-read under the lock: rule 8), in one round trip
+      // with RedisTokenStore.
+      const taken = await this.tokens.lockAndGet(sid, owner, this.lease);
+      if (taken.locked) {
         if (waitingSince !== undefined) telemetry.lockWait(Date.now() - waitingSince, 'took_over');
         try {
-          const current = await this.tokens.read(sid);
+          const current = await this.tokens.open(sid, taken.raw);
           if (!current) throw new LoginRequiredError('The login ended in another request.');
           if (current.raw !== seen.raw && this.usable(current, rejected)) return current;
           return await this.refreshNow(sid, current);
         } finally {
-          await this.tokens.unlock(sid, owner).catch(() => {});
+          // Not awaited: the result is written (or the attempt over), and the callers need not wait one more
+          // round trip for the release (a lock attempt that still finds it held waits a few ms and reads).
+          void this.tokens.unlock(sid, owner).catch(() => {});
         }
       }
       waitingSince ??= Date.now();
@@ -120,7 +125,8 @@ export class Refresher {
       // storm the waiting processes' calls are the slowest (issue 14 P3).
       const tryLockAt = Date.now() + LOCK_RETRY_MS;
       do {
-        await sleep(pause);
+        // Never past the next lock attempt or the give-up time.
+        await sleep(Math.max(0, Math.min(pause, tryLockAt - Date.now(), giveUpAt - Date.now())));
         pause = Math.min(Date.now() - waitingSince < FAST_WAIT_MS ? FAST_PAUSE_MS : SLOW_PAUSE_MS, pause * 1.5);
         const current = await this.tokens.read(sid);
         if (!current) throw new LoginRequiredError('The login ended in another request.');

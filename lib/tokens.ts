@@ -95,6 +95,27 @@ export class TokenService {
     return this.bounded('lock', () => this.store.lock(this.keyOf(sid), owner, ttlMs));
   }
 
+  /**
+   * Takes the session's refresh lock and, when it was taken, gets the stored record as it is then (open it
+   * with {@link open}): one store round trip with a store that has `lockAndGet`, `lock` then a read
+   * otherwise (the lock released again if that read fails).
+   */
+  async lockAndGet(sid: string, owner: string, ttlMs: number): Promise<{ locked: boolean; raw: string | null }> {
+    const store = this.store;
+    const key = this.keyOf(sid);
+    if (store.lockAndGet) {
+      const { locked, value } = await this.bounded('lock', () => store.lockAndGet!(key, owner, ttlMs));
+      return { locked, raw: locked ? (value ?? null) : null };
+    }
+    if (!(await this.lock(sid, owner, ttlMs))) return { locked: false, raw: null };
+    try {
+      return { locked: true, raw: (await this.bounded('read', () => store.get(key))) ?? null };
+    } catch (err) {
+      await this.unlock(sid, owner).catch(() => {});
+      throw err;
+    }
+  }
+
   /** Releases the refresh lock if `owner` still holds it. */
   unlock(sid: string, owner: string): Promise<void> {
     return this.bounded('unlock', () => this.store.unlock(this.keyOf(sid), owner));
@@ -155,7 +176,11 @@ export class TokenService {
 
   /** Reads and opens a session's record from the store; an unreadable one is deleted and reads as none. */
   async read(sid: string): Promise<LoadedRecord | null> {
-    const raw = await this.bounded('read', () => this.store.get(this.keyOf(sid)));
+    return this.open(sid, await this.bounded('read', () => this.store.get(this.keyOf(sid))));
+  }
+
+  /** Opens a stored record just read (`null`: none); an unreadable one is deleted and reads as none. */
+  async open(sid: string, raw: string | null | undefined): Promise<LoadedRecord | null> {
     if (raw === null || raw === undefined) return null;
     try {
       return { raw, record: await this.cipher.open(sid, raw) };

@@ -80,7 +80,11 @@ function stream(req, res) {
   pump();
 }
 
+/** When each accepted call arrived (epoch ms), while bench/storm-timeline.js records them (`arrivals`). */
+let arrivals;
+
 const server = http.createServer(async (req, res) => {
+  const arrivedAt = arrivals ? performance.timeOrigin + performance.now() : 0;
   const streaming = req.method === 'GET' && req.url.startsWith('/v1/stream?');
   if (!streaming && (req.method !== 'GET' || req.url !== '/v1/me')) {
     res.writeHead(404, { 'content-type': 'application/json' });
@@ -99,6 +103,7 @@ const server = http.createServer(async (req, res) => {
     return deny(res);
   }
   hits++;
+  if (arrivals) arrivals.push(arrivedAt);
   if (streaming) return stream(req, res);
   const body = JSON.stringify({ sub: payload.sub, scope: payload.scope, ok: true });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -112,6 +117,12 @@ const origin = `http://127.0.0.1:${server.address().port}`;
 const ipc = serve(
   {
     counters: () => ({ hits, dpopHits, rejected, connections }),
+    /** Returns the arrival times recorded since the last call and starts recording anew (`stop`: stops). */
+    arrivals: ({ stop = false } = {}) => {
+      const taken = arrivals ?? [];
+      arrivals = stop ? undefined : [];
+      return taken;
+    },
   },
   {
     onExit: () =>

@@ -96,7 +96,8 @@ async function storm({ urls, path, cookie, perInstance }) {
     // Per app process: tells the process that refreshed apart from the ones that waited for it.
     const perInstance99 = urls.map((_, i) => percentile(Float64Array.from(results.filter((r) => r.instance === i).map((r) => r.ms)).sort(), 99));
     const perInstance50 = urls.map((_, i) => percentile(Float64Array.from(results.filter((r) => r.instance === i).map((r) => r.ms)).sort(), 50));
-    return { requests: results.length, wallMs, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], statuses, perInstance99, perInstance50 };
+    // startedAt (epoch ms, sub-millisecond) lets bench/storm-timeline.js put the other processes' events on the burst's clock.
+    return { requests: results.length, startedAt: performance.timeOrigin + started, wallMs, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], statuses, perInstance99, perInstance50 };
   } finally {
     for (const a of agents) a.destroy();
   }

@@ -29,7 +29,8 @@ export interface RedisTokenStoreOptions {
 
 /**
  * Lua scripts behind the atomic operations, exported so another client (ioredis, say) can reuse them.
- * Each touches one key, so they run unchanged on Redis Cluster.
+ * Each touches one key, or (`lockAndGet`) a session's lock and record, which share a hash tag and so a
+ * cluster slot: they run unchanged on Redis Cluster.
  */
 export const SCRIPTS = Object.freeze({
   set: "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
@@ -38,6 +39,9 @@ export const SCRIPTS = Object.freeze({
   delete: "return redis.call('DEL', KEYS[1])",
   lock: "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0",
   unlock: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+  /** The lock (KEYS[1]) as `lock`; when taken, also the record (KEYS[2]): `{1, record}`, `{1}` without one, `{0}`. */
+  lockAndGet:
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then local v = redis.call('GET', KEYS[2]) if v then return {1, v} end return {1} end return {0}",
   /** Session index: HSET field value, then raise the TTL to at least ARGV[3] ms (never lower it). */
   indexAdd:
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) local t = redis.call('PTTL', KEYS[1]) if t < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end return 1",
@@ -91,9 +95,9 @@ export class RedisTokenStore implements TokenStore {
     if (this.client.isReady === false) throw new Error('Redis is not connected');
   }
 
-  private run(script: string, key: string, args: Array<string | number>): Promise<unknown> {
+  private run(script: string, key: string | string[], args: Array<string | number>): Promise<unknown> {
     this.ready();
-    return this.client.eval(script, { keys: [key], arguments: args.map(String) });
+    return this.client.eval(script, { keys: typeof key === 'string' ? [key] : key, arguments: args.map(String) });
   }
 
   async get(sid: string): Promise<string | null> {
@@ -125,6 +129,13 @@ export class RedisTokenStore implements TokenStore {
 
   async unlock(sid: string, owner: string): Promise<void> {
     await this.run(SCRIPTS.unlock, this.lockKey(sid), [owner]);
+  }
+
+  async lockAndGet(sid: string, owner: string, ttlMs: number): Promise<{ locked: boolean; value: string | null }> {
+    const reply = await this.run(SCRIPTS.lockAndGet, [this.lockKey(sid), this.key(sid)], [owner, Math.max(1, Math.ceil(ttlMs))]);
+    const [taken, value] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    if (Number(taken) !== 1) return { locked: false, value: null };
+    return { locked: true, value: typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : null };
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {

@@ -49,6 +49,12 @@ export interface TokenStore {
   /** Releases the lock only if `owner` still holds it (compare-and-delete). */
   unlock(sid: string, owner: string): Promise<void>;
   /**
+   * Optional: {@link lock}, and when the lock was taken, the record as it is right after ({@link get}), in one
+   * atomic step (one round trip on the refresh's critical path instead of two). Without it, the middleware
+   * calls `lock` and then `get`.
+   */
+  lockAndGet?(sid: string, owner: string, ttlMs: number): Promise<{ locked: boolean; value: string | null }>;
+  /**
    * Claims a one-time key (the `state` of a login, hashed) for `ttlMs`: true the first time, false while
    * the claim lives (`SET NX PX`); never released. Keeps single-use claims apart from refresh locks.
    * Optional for stores written before it existed: without it, the claim is `lock(key, '1', ttlMs)`.

@@ -97,6 +97,54 @@ describe('single-use claims of login states', () => {
   });
 });
 
+describe('the refresh lock with the record in one step (lockAndGet, issue 14 P3)', () => {
+  it('RedisTokenStore.lockAndGet takes the lock as lock() does and, only when it took it, returns the record', async () => {
+    const store = new RedisTokenStore({ client: redis, prefix: `test:lockget:${process.pid}:${Math.random()}:` });
+    // No record: taken, no value.
+    expect(await store.lockAndGet('none', 'a', 5000)).toEqual({ locked: true, value: null });
+    await store.set('s', 'v1', 60_000);
+    expect(await store.lockAndGet('s', 'a', 5000)).toEqual({ locked: true, value: 'v1' });
+    // Held: not taken, and nothing of the record is handed out.
+    expect(await store.lockAndGet('s', 'b', 5000)).toEqual({ locked: false, value: null });
+    expect(await store.lock('s', 'b', 5000)).toBe(false);
+    // The same lock as lock()/unlock(): released by its owner only, with a lease.
+    await store.unlock('s', 'b');
+    expect(await store.lockAndGet('s', 'b', 5000)).toEqual({ locked: false, value: null });
+    await store.unlock('s', 'a');
+    expect(await store.lockAndGet('s', 'b', 150)).toEqual({ locked: true, value: 'v1' });
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await store.lock('s', 'c', 5000)).toBe(true);
+    // Named instances' keys: the lock and the record of one session and name.
+    await store.set('gh:{s2}', 'v2', 60_000);
+    expect(await store.lockAndGet('gh:{s2}', 'a', 5000)).toEqual({ locked: true, value: 'v2' });
+    expect(await store.lockAndGet('s2', 'a', 5000)).toEqual({ locked: true, value: null });
+  });
+
+  it('TokenService.lockAndGet on a store without it: lock, then a read; a failed read releases the lock again', async () => {
+    const memory = new MemoryTokenStore();
+    let failReads = false;
+    const plain: TokenStore = {
+      get: (sid) => (failReads ? Promise.reject(new Error('read failed')) : memory.get(sid)),
+      set: (sid, v, ttl) => memory.set(sid, v, ttl),
+      replace: (sid, e, v, ttl) => memory.replace(sid, e, v, ttl),
+      deleteIf: (sid, e) => memory.deleteIf(sid, e),
+      delete: (sid) => memory.delete(sid),
+      lock: (sid, owner, ttl) => memory.lock(sid, owner, ttl),
+      unlock: (sid, owner) => memory.unlock(sid, owner),
+    };
+    const cipher = new RecordCipher(['lockget-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' });
+    const service = new TokenService({ tokenStore: plain, storeTimeout: 1000, logger: { warn() {}, error() {} } } as never, cipher);
+    await memory.set('sid', 'raw-1', 60_000);
+    expect(await service.lockAndGet('sid', 'a', 5000)).toEqual({ locked: true, raw: 'raw-1' });
+    expect(await service.lockAndGet('sid', 'b', 5000)).toEqual({ locked: false, raw: null });
+    await service.unlock('sid', 'a');
+    failReads = true;
+    await expect(service.lockAndGet('sid', 'b', 5000)).rejects.toThrow('Token store read failed.');
+    // Released: another owner takes it at once (not after the 5 s lease).
+    expect(await memory.lock('sid', 'c', 5000)).toBe(true);
+  });
+});
+
 describe('TokenService compare-and-set (rule 8)', () => {
   it('E20: a write based on an old version is rejected and the newer tokens remain', async () => {
     const store = new RedisTokenStore({ client: redis, prefix: `test:cas:${process.pid}:` });

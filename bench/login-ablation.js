@@ -24,7 +24,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Children } from './lib/procs.js';
 import { API_RESOURCE, BENCH_DIR, CLIENT, appConfig, processFile } from './lib/config.js';
-import { sweepPrefix } from './lib/redis.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -58,23 +57,14 @@ const LINES = [
 const runId = `abl${Date.now().toString(36)}`;
 const prefix = `bench:${runId}:`;
 const children = new Children({ verbose: opts.verbose });
-process.on('exit', () => children.killAll());
-const hard = setTimeout(
-  () => {
-    console.error('login-ablation took too long; killing its processes');
-    children.killAll();
-    process.exit(1);
-  },
-  slices * LINES.length * (gapMs > 0 ? perSlice * (gapMs + 2000) : sliceMs + 2000) + 120_000,
-);
-hard.unref();
+const deadlineMs = slices * LINES.length * (gapMs > 0 ? perSlice * (gapMs + 2000) : sliceMs + 2000) + 120_000;
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-try {
+await children.runScript({ name: 'login-ablation', deadlineMs, prefix }, async () => {
   const provider = await children.start('provider', processFile('provider.js'), { ...CLIENT, apiResource: API_RESOURCE });
   const api = await children.start('api', processFile('api.js'), { issuer: provider.info.issuer, apiResource: API_RESOURCE });
   const loadgen = await children.start('loadgen', processFile('loadgen.js'), {});
@@ -166,10 +156,4 @@ try {
     );
   for (const app of Object.values(apps)) await app.stop(15_000);
   await children.stopAll();
-} catch (err) {
-  console.error(err);
-  process.exitCode = 1;
-} finally {
-  children.killAll();
-  await sweepPrefix(prefix);
-}
+});

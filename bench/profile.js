@@ -16,7 +16,6 @@ import { parseArgs } from 'node:util';
 import { Children } from './lib/procs.js';
 import { API_RESOURCE, BENCH_DIR, CLIENT, appConfig, processFile } from './lib/config.js';
 import { summarizeHeapProfile, summarizeProfile } from './lib/cpuprofile.js';
-import { sweepPrefix } from './lib/redis.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -63,15 +62,8 @@ mkdirSync(dir, { recursive: true });
 const name = `${opts.variant}-${opts.scenario}-${runId}.${opts.heap ? 'heapprofile' : 'cpuprofile'}`;
 
 const children = new Children({ verbose: opts.verbose });
-process.on('exit', () => children.killAll());
-const hard = setTimeout(() => {
-  console.error('profile run took too long; killing its processes');
-  children.killAll();
-  process.exit(1);
-}, (duration + 90) * 1000);
-hard.unref();
 
-try {
+await children.runScript({ name: 'profile run', deadlineMs: (duration + 90) * 1000, prefix }, async () => {
   const provider = await children.start('provider', processFile('provider.js'), { ...CLIENT, apiResource: API_RESOURCE });
   const api = await children.start('api', processFile('api.js'), { issuer: provider.info.issuer, apiResource: API_RESOURCE });
   const loadgen = await children.start('loadgen', processFile('loadgen.js'), {});
@@ -127,10 +119,4 @@ try {
     const file = path.join(dir, name);
     console.log(opts.heap ? summarizeHeapProfile(file, { top: Number(opts.top), focus: opts.focus, requests: units }) : summarizeProfile(file, { top: Number(opts.top), focus: opts.focus }));
   }
-} catch (err) {
-  console.error(err);
-  process.exitCode = 1;
-} finally {
-  children.killAll();
-  await sweepPrefix(prefix);
-}
+});

@@ -31,16 +31,6 @@ const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
 const prefix = `bench:${runId}:timeline:`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const children = new Children({ verbose: opts.verbose });
-process.on('exit', () => children.killAll());
-const hard = setTimeout(
-  () => {
-    console.error('storm-timeline took too long; killing its processes');
-    children.killAll();
-    process.exit(1);
-  },
-  (60 + storms * 20) * 1000,
-);
-hard.unref();
 
 /** A burst's events on its own clock: API arrivals (first, median, last) and the p99 of the responses. */
 function place(burst, arrivals) {
@@ -50,7 +40,7 @@ function place(burst, arrivals) {
 
 const fmt = (v) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(0).padStart(4));
 
-try {
+await children.runScript({ name: 'storm-timeline', deadlineMs: (60 + storms * 20) * 1000, prefix }, async () => {
   const provider = await children.start('provider', processFile('provider.js'), { ...CLIENT, apiResource: API_RESOURCE });
   const api = await children.start('api', processFile('api.js'), { issuer: provider.info.issuer, apiResource: API_RESOURCE });
   const loadgen = await children.start('loadgen', processFile('loadgen.js'), {});
@@ -130,6 +120,5 @@ try {
   const file = path.join(dir, `storm-timeline-${runId}.json`);
   writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), summary, rows }, null, 2));
   console.log(`wrote ${path.relative(process.cwd(), file)}`);
-} finally {
-  await children.stopAll(5000).catch(() => {});
-}
+  await children.stopAll(5000);
+});

@@ -4,6 +4,7 @@
  * orchestrator can kill all of them on exit, on a signal or on an error.
  */
 import { fork } from 'node:child_process';
+import { sweepPrefix } from './redis.js';
 
 const TAIL_LINES = 80;
 
@@ -170,5 +171,30 @@ export class Children {
 
   killAll() {
     for (const c of this.all) c.kill();
+  }
+
+  /**
+   * Runs the body of a bench script that starts children: they are killed when this process exits, and
+   * after `deadlineMs` at the latest (the script then exits with 1, saying `name` took too long); a failure
+   * is printed and sets exit code 1; at the end whatever is left is killed and every Redis key under
+   * `prefix` removed.
+   */
+  async runScript({ name, deadlineMs, prefix }, body) {
+    process.on('exit', () => this.killAll());
+    const hard = setTimeout(() => {
+      console.error(`${name} took too long; killing its processes`);
+      this.killAll();
+      process.exit(1);
+    }, deadlineMs);
+    hard.unref();
+    try {
+      await body();
+    } catch (err) {
+      console.error(err);
+      process.exitCode = 1;
+    } finally {
+      this.killAll();
+      await sweepPrefix(prefix);
+    }
   }
 }

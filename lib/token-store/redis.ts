@@ -49,6 +49,11 @@ export const SCRIPTS = Object.freeze({
   indexRemove: "return redis.call('HDEL', KEYS[1], unpack(ARGV))",
 });
 
+/** A stored record as a client replied it (a string, or a Buffer with some client options), or null for none. */
+function asRecord(value: unknown): string | null {
+  return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : null;
+}
+
 /**
  * Token store on Redis or Redis Cluster (node-redis). Records are stored as the middleware gives them
  * (ciphertext) with a TTL; writes are compare-and-set; the refresh lock is `SET NX PX` released by
@@ -102,9 +107,7 @@ export class RedisTokenStore implements TokenStore {
 
   async get(sid: string): Promise<string | null> {
     this.ready();
-    const value = await this.client.get(this.key(sid));
-    if (value === null || value === undefined) return null;
-    return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : null;
+    return asRecord(await this.client.get(this.key(sid)));
   }
 
   async set(sid: string, value: string, ttlMs: number): Promise<void> {
@@ -135,7 +138,7 @@ export class RedisTokenStore implements TokenStore {
     const reply = await this.run(SCRIPTS.lockAndGet, [this.lockKey(sid), this.key(sid)], [owner, Math.max(1, Math.ceil(ttlMs))]);
     const [taken, value] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (Number(taken) !== 1) return { locked: false, value: null };
-    return { locked: true, value: typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : null };
+    return { locked: true, value: asRecord(value) };
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {

@@ -34,7 +34,7 @@ redis.on('error', (err) => {
 });
 await redis.connect();
 
-const events = { refresh: 0, refresh_failed: 0, errors5xx: {}, afterResponse: {} };
+const events = { refresh: 0, refresh_failed: 0, refreshFailedReasons: {}, errors5xx: {}, afterResponse: {} };
 const auth = oauth({
   issuer: env.issuer,
   clientId: env.clientId,
@@ -50,7 +50,10 @@ const auth = oauth({
   logger: { warn: () => {}, error: () => {} },
 });
 auth.events.on('refresh', () => events.refresh++);
-auth.events.on('refresh_failed', () => events.refresh_failed++);
+auth.events.on('refresh_failed', (e) => {
+  events.refresh_failed++;
+  events.refreshFailedReasons[e.reason] = (events.refreshFailedReasons[e.reason] ?? 0) + 1;
+});
 await auth.ready();
 
 const app = express();

@@ -17,6 +17,7 @@ export interface HaChild {
   events(): Promise<{
     refresh: number;
     refresh_failed: number;
+    refreshFailedReasons: Record<string, number>;
     errors5xx: Record<string, number>;
     afterResponse: Record<string, number>;
     redisErrors: Record<string, number>;

@@ -59,8 +59,11 @@ export interface ReplicatedCluster {
   topology(): Promise<ClusterTopology>;
   /** cluster_state:ok on every live node, 3 masters with slots, each with an in-sync replica link. */
   waitHealthy(timeoutMs?: number, opts?: { replicas?: boolean }): Promise<void>;
-  /** The replica's replication offset has reached its master's (everything acknowledged is on the replica). */
-  waitInSync(masterPort: number, timeoutMs?: number): Promise<void>;
+  /**
+   * The replica's replication offset has reached its master's (everything acknowledged is on the replica).
+   * `replicas`: the master's replica ports when known (saves a topology read: one redis-cli per node).
+   */
+  waitInSync(masterPort: number, timeoutMs?: number, replicas?: number[]): Promise<void>;
   /** `CLUSTER FAILOVER` (coordinated) sent to the replica; resolves once it is a master. */
   failover(replicaPort: number, timeoutMs?: number): Promise<void>;
   /** SIGKILL a node; resolves once the process is gone. */
@@ -136,9 +139,8 @@ export async function startReplicatedCluster(opts: { nodeTimeoutMs?: number } = 
         100,
       );
     },
-    async waitInSync(masterPort, timeoutMs = 10000) {
-      const t = await topology();
-      const reps = t.masters.get(masterPort) ?? [];
+    async waitInSync(masterPort, timeoutMs = 10000, replicas) {
+      const reps = replicas ?? (await topology()).masters.get(masterPort) ?? [];
       if (!reps.length) throw new Error(`master ${masterPort} has no replica`);
       await until(
         `replicas of ${masterPort} in sync`,

@@ -70,6 +70,26 @@ describe.each(stores)('%s contract', (_name, make) => {
   });
 });
 
+/** A TokenStore that delegates to `memory`, with some methods replaced (a third party's store, as it may be written). */
+function storeOver(memory: MemoryTokenStore, overrides: Partial<TokenStore> = {}): TokenStore {
+  return {
+    get: (sid) => memory.get(sid),
+    set: (sid, v, ttl) => memory.set(sid, v, ttl),
+    replace: (sid, e, v, ttl) => memory.replace(sid, e, v, ttl),
+    deleteIf: (sid, e) => memory.deleteIf(sid, e),
+    delete: (sid) => memory.delete(sid),
+    lock: (sid, owner, ttl) => memory.lock(sid, owner, ttl),
+    unlock: (sid, owner) => memory.unlock(sid, owner),
+    ...overrides,
+  };
+}
+
+/** The package's TokenService on `store`. */
+function serviceOn(store: TokenStore): TokenService {
+  const cipher = new RecordCipher(['store-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' });
+  return new TokenService({ tokenStore: store, storeTimeout: 1000, logger: { warn() {}, error() {} } } as never, cipher);
+}
+
 describe('single-use claims of login states', () => {
   it('RedisTokenStore writes claims under {prefix}claim:{key}, never a lock key', async () => {
     const prefix = `test:claim:${process.pid}:${Math.random()}:`;
@@ -80,17 +100,8 @@ describe('single-use claims of login states', () => {
 
   it('a TokenStore written before claim() existed still claims through lock(key, "1", ttl)', async () => {
     const memory = new MemoryTokenStore();
-    const legacy: TokenStore = {
-      get: (sid) => memory.get(sid),
-      set: (sid, v, ttl) => memory.set(sid, v, ttl),
-      replace: (sid, e, v, ttl) => memory.replace(sid, e, v, ttl),
-      deleteIf: (sid, e) => memory.deleteIf(sid, e),
-      delete: (sid) => memory.delete(sid),
-      lock: jest.fn((key: string, owner: string, ttl: number) => memory.lock(key, owner, ttl)),
-      unlock: (sid, owner) => memory.unlock(sid, owner),
-    };
-    const cipher = new RecordCipher(['claim-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' });
-    const service = new TokenService({ tokenStore: legacy, storeTimeout: 1000, logger: { warn() {}, error() {} } } as never, cipher);
+    const legacy = storeOver(memory, { lock: jest.fn((key: string, owner: string, ttl: number) => memory.lock(key, owner, ttl)) });
+    const service = serviceOn(legacy);
     expect(await service.claimOnce('tx:1', 5000)).toBe(true);
     expect(await service.claimOnce('tx:1', 5000)).toBe(false);
     expect(legacy.lock).toHaveBeenCalledWith('tx:1', '1', 5000);
@@ -123,17 +134,7 @@ describe('the refresh lock with the record in one step (lockAndGet, issue 14 P3)
   it('TokenService.lockAndGet on a store without it: lock, then a read; a failed read releases the lock again', async () => {
     const memory = new MemoryTokenStore();
     let failReads = false;
-    const plain: TokenStore = {
-      get: (sid) => (failReads ? Promise.reject(new Error('read failed')) : memory.get(sid)),
-      set: (sid, v, ttl) => memory.set(sid, v, ttl),
-      replace: (sid, e, v, ttl) => memory.replace(sid, e, v, ttl),
-      deleteIf: (sid, e) => memory.deleteIf(sid, e),
-      delete: (sid) => memory.delete(sid),
-      lock: (sid, owner, ttl) => memory.lock(sid, owner, ttl),
-      unlock: (sid, owner) => memory.unlock(sid, owner),
-    };
-    const cipher = new RecordCipher(['lockget-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' });
-    const service = new TokenService({ tokenStore: plain, storeTimeout: 1000, logger: { warn() {}, error() {} } } as never, cipher);
+    const service = serviceOn(storeOver(memory, { get: (sid) => (failReads ? Promise.reject(new Error('read failed')) : memory.get(sid)) }));
     await memory.set('sid', 'raw-1', 60_000);
     expect(await service.lockAndGet('sid', 'a', 5000)).toEqual({ locked: true, raw: 'raw-1' });
     expect(await service.lockAndGet('sid', 'b', 5000)).toEqual({ locked: false, raw: null });
@@ -142,6 +143,18 @@ describe('the refresh lock with the record in one step (lockAndGet, issue 14 P3)
     await expect(service.lockAndGet('sid', 'b', 5000)).rejects.toThrow('Token store read failed.');
     // Released: another owner takes it at once (not after the 5 s lease).
     expect(await memory.lock('sid', 'c', 5000)).toBe(true);
+  });
+
+  it('TokenService.lockAndGet hands out no record when a custom store reports the lock not taken but a value', async () => {
+    const memory = new MemoryTokenStore();
+    await memory.set('sid', 'raw-1', 60_000);
+    // A store's lockAndGet that returns the record whatever happened to the lock (a bug in someone's store).
+    const service = serviceOn(
+      storeOver(memory, { lockAndGet: async (sid, owner, ttl) => ({ locked: await memory.lock(sid, owner, ttl), value: await memory.get(sid) }) }),
+    );
+    expect(await service.lockAndGet('sid', 'a', 5000)).toEqual({ locked: true, raw: 'raw-1' });
+    // Held by a: b is told so, and gets nothing it could take for a record read under the lock.
+    expect(await service.lockAndGet('sid', 'b', 5000)).toEqual({ locked: false, raw: null });
   });
 });
 

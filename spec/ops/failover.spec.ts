@@ -25,8 +25,12 @@ import { startReplicatedCluster, until, type ReplicatedCluster } from '../helper
 
 const SESSIONS = 16;
 const STORE_TIMEOUT = 1000;
-/** O2: the first token falls due this long after the expiries are scheduled (the kill comes before it). */
+/**
+ * O2: the first token falls due at least this long after the expiries are scheduled, the kill at least 500 ms before
+ * it. Due times are whole seconds (`expires_at`), so the 16 tokens, 150 ms apart, fall due in 3 or 4 batches.
+ */
 const FIRST_DUE_MS = 3500;
+const KILL_BY_MS = FIRST_DUE_MS - 500;
 
 let cluster: ReplicatedCluster;
 let client: ReturnType<typeof createCluster>;
@@ -34,8 +38,8 @@ let env: TestEnv;
 let children: HaChild[] = [];
 const sessions: TestBrowser[] = [];
 const report: Record<string, unknown> = {};
-/** Why this process's refreshes failed (`refresh_failed` reasons); the children count theirs. */
-const inProcessRefreshFailed: Record<string, number> = {};
+/** Why this process's refreshes failed in the current test (`refresh_failed` reasons); the children count theirs. */
+let inProcessRefreshFailed: Record<string, number> = {};
 
 beforeAll(async () => {
   cluster = await startReplicatedCluster({ nodeTimeoutMs: 1500 });
@@ -147,10 +151,30 @@ async function untilEverySessionRefreshed(refreshesBefore: number, samples: Retu
     report[label] = {
       refreshes: env.provider.counters.refreshGrants - refreshesBefore,
       sessions: await diagnose(samples, from),
-      children: await childFailures(),
+      refreshFailed: await refreshFailures(),
     };
     throw err;
   }
+}
+
+/**
+ * Why refreshes failed during the current test, in this process and in each child, for the report: never throws
+ * (a child that does not answer is reported as such), so it cannot hide the failure it is there to explain.
+ */
+async function refreshFailures() {
+  const children = await childFailures().then(
+    (c) => c.refreshFailedReasons,
+    (err: unknown) => `children did not answer: ${(err as Error)?.message ?? err}`,
+  );
+  return { thisProcess: { ...inProcessRefreshFailed }, children };
+}
+
+/** The sessions that got anything but 200 from `from` on, and why refreshes failed: for the report, before any assertion. */
+async function troubles(samples: ReturnType<typeof startTraffic>['samples'], from: number) {
+  return {
+    sessionsAnsweredOtherThan200: (await diagnose(samples, from)).filter((d) => Object.keys(d.answers).some((k) => k !== '200')),
+    refreshFailed: await refreshFailures(),
+  };
 }
 
 async function childFailures() {
@@ -179,6 +203,7 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
     const [master, replicas] = [...topo.masters][0]!;
     const refreshesBefore = env.provider.counters.refreshGrants;
     const errorsBefore = env.provider.counters.refreshErrors;
+    inProcessRefreshFailed = {};
     const traffic = startTraffic(env, sessions, apps(), { apiWorkers: 8 });
     const probe = startWriteProbe(client, `probe:o1:${process.pid}:`);
     try {
@@ -200,6 +225,7 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
         during: tally(traffic.samples, started, ended),
         after: tally(traffic.samples, ended),
         last503AfterSwitchEndMs: last503(traffic.samples, ended),
+        ...(await troubles(traffic.samples, started)),
       };
     } finally {
       await traffic.stop();
@@ -231,6 +257,7 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
     const [victim, replicas] = [...topo.masters][1]!;
     const refreshesBefore = env.provider.counters.refreshGrants;
     const errorsBefore = env.provider.counters.refreshErrors;
+    inProcessRefreshFailed = {};
     const traffic = startTraffic(env, sessions, apps(), { apiWorkers: 8 });
     const probe = startWriteProbe(client, `probe:o2:${process.pid}:`);
     let killedAt = 0;
@@ -245,12 +272,14 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
       const scheduled = Date.now();
       await scheduleExpiry(FIRST_DUE_MS, 150);
       const scheduledMs = Date.now() - scheduled;
-      await cluster.waitInSync(victim, 10000, replicas);
+      const tooSlow = (what: string) =>
+        new Error(`${what}: the kill must come within ${KILL_BY_MS} ms of scheduling the expiries (scheduling took ${scheduledMs} ms)`);
+      await cluster.waitInSync(victim, Math.max(1, KILL_BY_MS - scheduledMs), replicas).catch((err: Error) => {
+        throw tooSlow(err.message);
+      });
       const readyMs = Date.now() - scheduled;
       report.masterKilledScheduling = { scheduledMs, syncedMs: readyMs - scheduledMs };
-      if (readyMs > FIRST_DUE_MS - 500) {
-        throw new Error(`scheduling the expiries and syncing the replica took ${readyMs} ms, more than the ${FIRST_DUE_MS - 500} ms allowed`);
-      }
+      if (readyMs > KILL_BY_MS) throw tooSlow(`scheduling and the replica's sync took ${readyMs} ms`);
       killedAt = Date.now();
       await cluster.kill(victim);
       await cluster.waitPromoted(replicas[0]!, 30000);
@@ -266,8 +295,7 @@ describe('Failover of a Redis Cluster master under traffic (issue 17)', () => {
         during: tally(traffic.samples, killedAt, ended),
         after: tally(traffic.samples, ended),
         last503AfterSwitchEndMs: last503(traffic.samples, ended),
-        sessionsAnsweredOtherThan200: (await diagnose(traffic.samples, killedAt)).filter((d) => Object.keys(d.answers).some((k) => k !== '200')),
-        refreshFailedReasons: { ...inProcessRefreshFailed },
+        ...(await troubles(traffic.samples, killedAt)),
       };
     } finally {
       await traffic.stop();

@@ -41,14 +41,15 @@ async function setUp(record: TokenRecord) {
     new RecordCipher(['waiter-test-key-0123456789-abcdefghijklmnop'], { issuer: 'https://issuer.test', clientId: 'c' }),
   );
   const loaded = await tokens.write('sid', record);
+  let refreshCalls = 0;
   const server = {
     isLoaded: true,
-    refresh: () => Promise.reject(new Error('the waiter must not refresh while another process holds the lock')),
+    refresh: () => (refreshCalls++, Promise.reject(new Error('the waiter must not refresh while another process holds the lock'))),
   };
   const refresher = new Refresher(cfg as never, tokens, server as never, { emit() {} } as never);
   // Another process took the lock and never lets go (it died): its lease outlives the wait.
   expect(await store.lock('sid', 'another-process', 60_000)).toBe(true);
-  return { refresher, loaded, store };
+  return { refresher, loaded, store, refreshCalls: () => refreshCalls };
 }
 
 /** A record whose one-hour access token expires `inSeconds` from now (negative: expired), with a refresh token. */
@@ -79,9 +80,10 @@ async function settleTime<T>(promise: Promise<T>, limitMs: number) {
 describe('refresh waiter: the give-up time', () => {
   it('an expired token: 503 (RefreshUnavailableError) at the give-up time, not a pause later; nothing refreshed or lost', async () => {
     const record = oneHourToken(-1);
-    const { refresher, loaded, store } = await setUp(record);
+    const { refresher, loaded, store, refreshCalls } = await setUp(record);
     const { ms, outcome } = await settleTime(refresher.ensureFresh('sid', loaded), WAIT_LIMIT + 1000);
     expect(outcome?.error).toBeInstanceOf(RefreshUnavailableError);
+    expect(refreshCalls()).toBe(0);
     // Pauses grow to 100 ms on a long wait; uncapped, the last one ran up to that far past the limit.
     expect(ms).toBeGreaterThanOrEqual(WAIT_LIMIT);
     expect(ms).toBeLessThanOrEqual(WAIT_LIMIT + 5);
@@ -92,10 +94,11 @@ describe('refresh waiter: the give-up time', () => {
 
   it('a token still valid (only inside the refresh leeway): the current token at the give-up time', async () => {
     const record = oneHourToken(30);
-    const { refresher, loaded } = await setUp(record);
+    const { refresher, loaded, refreshCalls } = await setUp(record);
     const { ms, outcome } = await settleTime(refresher.ensureFresh('sid', loaded), WAIT_LIMIT + 1000);
     expect(outcome?.error).toBeUndefined();
     expect(outcome?.value?.record.access_token).toBe('at-old');
+    expect(refreshCalls()).toBe(0);
     expect(ms).toBeGreaterThanOrEqual(WAIT_LIMIT);
     expect(ms).toBeLessThanOrEqual(WAIT_LIMIT + 5);
   });

@@ -521,18 +521,19 @@ async function main() {
     }
   }
   for (let s = 1; s <= settings.storms; s++) {
+    // The package storms every time, the other variants in the first `otherStorms` storms only.
+    const stormGroups = groups.filter((g) => g.variant.id === 'pkg' || s <= settings.otherStorms);
     // Log every group in with a short-lived access token, then wait until it has expired everywhere.
     await provider.request('setAccessTokenTtl', { seconds: settings.stormTokenTtlSec });
     const cookies = [];
     try {
-      for (const g of groups) cookies.push(g.variant.id !== 'pkg' && s > settings.otherStorms ? undefined : (await checkedLogin(loadgen, g.urls[0])).cookieHeader);
+      for (const g of stormGroups) cookies.push((await checkedLogin(loadgen, g.urls[0])).cookieHeader);
     } finally {
       await provider.request('setAccessTokenTtl', { seconds: 3600 });
     }
     // expires_at is whole seconds: one more second plus a margin covers the rounding on every side.
     await sleep((settings.stormTokenTtlSec + 1) * 1000 + 300);
-    for (const [i, g] of groups.entries()) {
-      if (g.variant.id !== 'pkg' && s > settings.otherStorms) continue;
+    for (const [i, g] of stormGroups.entries()) {
       await provider.request('reset');
       const burst = await loadgen.request('storm', { urls: g.urls, path: '/p2', cookie: cookies[i], perInstance: settings.stormConcurrency }, 60_000);
       const counters = await provider.request('reset');

@@ -102,14 +102,13 @@ export class TokenService {
    */
   async lockAndGet(sid: string, owner: string, ttlMs: number): Promise<{ locked: boolean; raw: string | null }> {
     const store = this.store;
-    const key = this.keyOf(sid);
     if (store.lockAndGet) {
-      const { locked, value } = await this.bounded('lock', () => store.lockAndGet!(key, owner, ttlMs));
+      const { locked, value } = await this.bounded('lock', () => store.lockAndGet!(this.keyOf(sid), owner, ttlMs));
       return { locked, raw: locked ? (value ?? null) : null };
     }
     if (!(await this.lock(sid, owner, ttlMs))) return { locked: false, raw: null };
     try {
-      return { locked: true, raw: (await this.bounded('read', () => store.get(key))) ?? null };
+      return { locked: true, raw: await this.getRaw(sid) };
     } catch (err) {
       await this.unlock(sid, owner).catch(() => {});
       throw err;
@@ -123,8 +122,12 @@ export class TokenService {
 
   /** Whether the session has a record (no decrypt): the logout guard of the session store asks this. */
   async exists(sid: string): Promise<boolean> {
-    const raw = await this.bounded('read', () => this.store.get(this.keyOf(sid)));
-    return raw !== null && raw !== undefined;
+    return (await this.getRaw(sid)) !== null;
+  }
+
+  /** The session's stored record as it is (ciphertext), `null` for none; one bounded store read. */
+  private async getRaw(sid: string): Promise<string | null> {
+    return (await this.bounded('read', () => this.store.get(this.keyOf(sid)))) ?? null;
   }
 
   /** Whether the store has the session index (`indexAdd`, `indexGet`, `indexRemove`). */
@@ -176,7 +179,7 @@ export class TokenService {
 
   /** Reads and opens a session's record from the store; an unreadable one is deleted and reads as none. */
   async read(sid: string): Promise<LoadedRecord | null> {
-    return this.open(sid, await this.bounded('read', () => this.store.get(this.keyOf(sid))));
+    return this.open(sid, await this.getRaw(sid));
   }
 
   /** Opens a stored record just read (`null`: none); an unreadable one is deleted and reads as none. */

@@ -20,6 +20,7 @@ import {
   startWriteProbe,
   tally,
   type HaChild,
+  type Sample,
 } from '../helpers/ha-traffic.js';
 import { startReplicatedCluster, until, type ReplicatedCluster } from '../helpers/redis-replicated.js';
 
@@ -114,7 +115,7 @@ async function lostSessions(browsers: TestBrowser[]) {
  * What a failing run needs to be read: each pre-established session's record (there or not, seconds until its
  * access token is due, version), its refresh lock (ms left), and the answers it got from `from` on.
  */
-async function diagnose(samples: ReturnType<typeof startTraffic>['samples'], from: number) {
+async function diagnose(samples: Sample[], from: number) {
   const out = [];
   for (let i = 0; i < sessions.length; i++) {
     const sid = env.sid(sessions[i]!);
@@ -144,7 +145,7 @@ async function diagnose(samples: ReturnType<typeof startTraffic>['samples'], fro
 }
 
 /** Waits until every pre-established session has been refreshed; on a timeout, puts what {@link diagnose} sees in the report as `label`. */
-async function untilEverySessionRefreshed(refreshesBefore: number, samples: ReturnType<typeof startTraffic>['samples'], from: number, label: string) {
+async function untilEverySessionRefreshed(refreshesBefore: number, samples: Sample[], from: number, label: string) {
   try {
     await until('every session refreshed', async () => env.provider.counters.refreshGrants - refreshesBefore >= SESSIONS, 30000);
   } catch (err) {
@@ -170,7 +171,7 @@ async function refreshFailures() {
 }
 
 /** The sessions that got anything but 200 from `from` on, and why refreshes failed: for the report, before any assertion. */
-async function troubles(samples: ReturnType<typeof startTraffic>['samples'], from: number) {
+async function troubles(samples: Sample[], from: number) {
   return {
     sessionsAnsweredOtherThan200: (await diagnose(samples, from)).filter((d) => Object.keys(d.answers).some((k) => k !== '200')),
     refreshFailed: await refreshFailures(),
@@ -188,11 +189,11 @@ async function childFailures() {
 }
 
 /** ms from `from` to the last 503 seen (how long app processes took to see the new topology); 0 when none after it. */
-function last503(samples: ReturnType<typeof startTraffic>['samples'], from: number) {
+function last503(samples: Sample[], from: number) {
   return Math.max(0, ...samples.filter((s) => s.status === 503).map((s) => s.at - from));
 }
 
-function expectNo500(samples: ReturnType<typeof startTraffic>['samples']) {
+function expectNo500(samples: Sample[]) {
   const bad = samples.filter((s) => s.status !== 200 && s.status !== 302 && !(s.status === 503 && s.retryAfter));
   expect(bad.map((s) => `${s.kind} ${s.status}${s.error ? ` ${s.error}` : ''}`)).toEqual([]);
 }

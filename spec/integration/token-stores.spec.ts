@@ -108,7 +108,7 @@ describe('single-use claims of login states', () => {
   });
 });
 
-describe('the refresh lock with the record in one step (lockAndGet, issue 14 P3)', () => {
+describe('the refresh lock with the record in one step (lockAndGet, rule 8: the record re-read once the lock is taken; issue 14 P3)', () => {
   it('RedisTokenStore.lockAndGet takes the lock as lock() does and, only when it took it, returns the record', async () => {
     const store = new RedisTokenStore({ client: redis, prefix: `test:lockget:${process.pid}:${Math.random()}:` });
     // No record: taken, no value.

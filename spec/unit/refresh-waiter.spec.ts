@@ -77,12 +77,15 @@ async function settleTime<T>(promise: Promise<T>, limitMs: number) {
   return { ms: Date.now() - started, outcome };
 }
 
-describe('refresh waiter: the give-up time', () => {
+describe('refresh waiter: the give-up time (rule 8; status table: refresh lock not obtained is a 503 and nothing is deleted)', () => {
   it('an expired token: 503 (RefreshUnavailableError) at the give-up time, not a pause later; nothing refreshed or lost', async () => {
     const record = oneHourToken(-1);
     const { refresher, loaded, store, refreshCalls } = await setUp(record);
     const { ms, outcome } = await settleTime(refresher.ensureFresh('sid', loaded), WAIT_LIMIT + 1000);
     expect(outcome?.error).toBeInstanceOf(RefreshUnavailableError);
+    // Answered as the status table says for "refresh lock not obtained": 503 with Retry-After.
+    expect((outcome?.error as RefreshUnavailableError).status).toBe(503);
+    expect((outcome?.error as RefreshUnavailableError).retryAfter).toBeGreaterThan(0);
     expect(refreshCalls()).toBe(0);
     // Pauses grow to 100 ms on a long wait; uncapped, the last one ran up to that far past the limit.
     expect(ms).toBeGreaterThanOrEqual(WAIT_LIMIT);
